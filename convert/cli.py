@@ -1,0 +1,52 @@
+"""`edgedigits convert`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def register(make, sub) -> None:
+    from edgedigits.convert.convert import ConvertConfig
+    from edgedigits.convert.formats import FORMATS
+
+    d = ConvertConfig()
+    table = "\n".join(f"  {f.name:<15} {f.suffix:<16} {f.precision}" for f in FORMATS.values())
+    p = make(sub, "convert", "Quantize and export a Keras model to TFLite, ONNX and the Edge TPU; check each file.", f"""\
+        examples:
+          edgedigits convert runs/train/standard-x/model.keras --out out/standard
+          edgedigits convert model.keras --out out/m --formats tflite_int8 onnx_fp32
+          edgedigits convert model.keras --out out/m --formats tflite_int8 --explain
+          edgedigits convert model.keras --out out/m --check-split test     # final report on MNIST test
+
+        formats (default: all):
+""" + table + """
+
+        Every artifact is loaded in its runtime and run on held-out digits right after it is written;
+        one that loses more than --tolerance points against the Keras model fails the command (exit 1)
+        after the others are written. manifest.json beside the files describes each of them.""")
+    p.add_argument("model", type=Path, help="a .keras model (e.g. a run folder's model.keras)")
+    p.add_argument("--out", type=Path, required=True, help="output folder")
+    p.add_argument("--formats", nargs="+", metavar="FORMAT", choices=list(FORMATS), help="formats to build")
+    p.add_argument("--data", default=d.data, help="calibration and check digits (same sources as `train --data`)")
+    p.add_argument("--calibration-size", type=int, default=d.calibration_size, help="representative digits for int8")
+    p.add_argument("--check-split", choices=["val", "test"], default=d.check_split,
+                   help="check on the validation split, or on the test set for a final report")
+    p.add_argument("--check-limit", type=int, default=d.check_limit, help="check on at most this many digits (0: all)")
+    p.add_argument("--tolerance", type=float, default=d.tolerance_pp, help="allowed accuracy loss, percentage points")
+    p.add_argument("--opset", type=int, default=d.opset, help="ONNX opset")
+    p.add_argument("--int8-io", choices=["int8", "uint8"], default=d.int8_io, help="input/output dtype of the int8 TFLite models")
+    p.add_argument("--explain", action="store_true", help="print the per-layer int8 quantization error")
+    p.set_defaults(run=run_convert)
+
+
+def run_convert(args) -> int:
+    from edgedigits.convert.convert import ConvertConfig, convert
+    from edgedigits.errors import EdgeDigitsError
+
+    if args.calibration_size < 10:
+        raise EdgeDigitsError(f"--calibration-size {args.calibration_size}: use at least 10 digits")
+    cfg = ConvertConfig(formats=args.formats, data=args.data, calibration_size=args.calibration_size,
+                        check_split=args.check_split, check_limit=args.check_limit, tolerance_pp=args.tolerance,
+                        opset=args.opset, int8_io=args.int8_io, explain=args.explain)
+    _, ok = convert(args.model, args.out, cfg)
+    return 0 if ok else 1

@@ -1,0 +1,189 @@
+"""`edgedigits convert`: a .keras model -> every format in formats.FORMATS, each checked, and a manifest.
+
+Each artifact is loaded in its own runtime right after it is written and run on held-out labelled
+digits (the validation split of the training data, never the calibration digits); its accuracy and
+top-1 agreement are compared with the Keras model's on the same digits. An artifact that loses more
+than the tolerance is marked `check_failed` and the command exits non-zero, after writing the rest.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edgedigits import __version__
+from edgedigits.convert import export as X
+from edgedigits.convert.formats import FORMATS, resolve
+from edgedigits.convert.manifest import LABELS, PREPROCESSING, load_manifest, sha256_file, write_manifest
+from edgedigits.errors import EdgeDigitsError
+
+
+@dataclass
+class ConvertConfig:
+    formats: list[str] | None = None  # None: every format
+    data: str = "auto"  # where calibration and check digits come from (see edgedigits.train.data)
+    calibration_size: int = 300  # stratified, from the training split
+    check_split: str = "val"  # "val": validation split of the training data; "test": the test set (final reports)
+    check_limit: int = 0  # 0: all check digits
+    tolerance_pp: float = 0.3  # allowed accuracy loss against Keras, in percentage points
+    opset: int = X.ONNX_OPSET
+    int8_io: str = "int8"
+    explain: bool = False
+
+
+def check_digits(cfg: ConvertConfig, say=print):
+    """(calibration float32 (N,28,28,1), check Digits) from the configured data."""
+    from edgedigits.train import data as D
+
+    ds = D.load(cfg.data, say)
+    train, val = D.train_val_split(ds.train, 0.1, seed=0)  # the split training used
+    calib = D.stratified(train, cfg.calibration_size, seed=1)
+    if cfg.check_split == "test":
+        if ds.test is None:
+            raise EdgeDigitsError(f"{cfg.data}: has no test set; use --check-split val")
+        check = ds.test
+    else:
+        check = val
+    if cfg.check_limit and cfg.check_limit < len(check):
+        check = D.stratified(check, cfg.check_limit, seed=2)
+    x = (calib.images.astype(np.float32) / 255.0)[..., None]
+    return x, check
+
+
+def io_details(runner) -> tuple[list[dict], list[dict]]:
+    """Names, shapes, dtypes and quantization of a runner's inputs and outputs, for the manifest."""
+    if hasattr(runner, "interpreter"):
+        def d(t):
+            scale, zp = t["quantization"]
+            return {"name": t["name"], "shape": [int(v) for v in t["shape_signature"]],
+                    "dtype": np.dtype(t["dtype"]).name,
+                    "quantization": {"scale": float(scale), "zero_point": int(zp)} if scale else None}
+        it = runner.interpreter
+        return [d(t) for t in it.get_input_details()], [d(t) for t in it.get_output_details()]
+
+    def o(t):
+        return {"name": t.name, "shape": [v if isinstance(v, int) else -1 for v in t.shape],
+                "dtype": t.type.replace("tensor(", "").rstrip(")").replace("float", "float32"),
+                "quantization": None}
+    s = runner.session
+    return [o(t) for t in s.get_inputs()], [o(t) for t in s.get_outputs()]
+
+
+def check_artifact(path: Path, check, keras_pred: np.ndarray, tolerance_pp: float) -> dict:
+    from edgedigits.deploy.runners import load_runner
+
+    runner = load_runner(path)
+    probs = runner(check.images)
+    pred = probs.argmax(1)
+    acc = float(np.mean(pred == check.labels))
+    keras_acc = float(np.mean(keras_pred == check.labels))
+    inputs, outputs = io_details(runner)
+    entry = {"inputs": inputs, "outputs": outputs, "accuracy": acc,
+             "delta_pp": round(100 * (acc - keras_acc), 4), "agreement": float(np.mean(pred == keras_pred))}
+    if 100 * (keras_acc - acc) > tolerance_pp:
+        entry.update(status="check_failed", reason=f"accuracy {acc:.2%} is {100 * (keras_acc - acc):.2f} points "
+                     f"below Keras ({keras_acc:.2%}); tolerance {tolerance_pp} points")
+    else:
+        entry.update(status="passed", reason="")
+    return entry
+
+
+def _writable(out: Path) -> None:
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".edgedigits-write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as e:
+        raise EdgeDigitsError(f"{out}: cannot write the output folder: {e.strerror or e}") from None
+
+
+def convert(model_path: Path, out: Path, cfg: ConvertConfig, say=print) -> tuple[Path, bool]:
+    """Convert, check and write the manifest. Returns (manifest path, every artifact passed)."""
+    from edgedigits.train.io import load_keras_model
+
+    model = load_keras_model(model_path)
+    _writable(out)
+    formats = resolve(cfg.formats)
+    name = model.name
+    calib, check = check_digits(cfg, say)
+    say(f"converting {model_path} ({name}, {model.count_params():,} parameters) to "
+        f"{', '.join(f.name for f in formats)}")
+    say(f"calibration: {len(calib)} training digits; check: {len(check)} digits of {check.source}")
+    keras_pred = np.argmax(model.predict((check.images / 255.0).astype(np.float32)[..., None],
+                                         batch_size=1000, verbose=0), axis=1)
+    keras_acc = float(np.mean(keras_pred == check.labels))
+
+    source = out / f"{name}.keras"
+    if source.resolve() != Path(model_path).resolve():
+        X.atomic(source, lambda tmp: shutil.copyfile(model_path, tmp))
+    card = Path(model_path).with_name("model_card.md")
+    metadata = {"labels": LABELS, "preprocessing": PREPROCESSING, "source_sha256": sha256_file(source)}
+    entries = []
+    with X.new_workdir() as work:
+        ctx = X.ExportContext(model, calib, Path(work), cfg.opset, cfg.int8_io, metadata)
+        for f in formats:
+            t0 = time.perf_counter()
+            entry = {"format": f.name, "precision": f.precision, "runtime": f.runtime, "devices": f.devices}
+            try:
+                path = getattr(X, f.export)(ctx, out / f"{name}{f.suffix}")
+            except EdgeDigitsError as e:
+                entry.update(status="export_failed", reason=str(e), file=None)
+            except Exception as e:  # a converter's own failure: recorded in the row, the others go on
+                entry.update(status="export_failed", reason=f"{type(e).__name__}: {X._first_line(e)}", file=None)
+            else:
+                ctx.artifacts[f.name] = path
+                entry.update(file=path.name, sha256=sha256_file(path), size_bytes=path.stat().st_size)
+                entry.update(check_artifact(path, check, keras_pred, cfg.tolerance_pp))
+                if f.name in ctx.reports:
+                    entry["details"] = ctx.reports[f.name].summary()
+            entry["seconds"] = round(time.perf_counter() - t0, 2)
+            entries.append(entry)
+            say(_row(entry))
+        if cfg.explain and "tflite_int8" in ctx.artifacts:
+            from edgedigits.convert.explain import explain_int8
+
+            say(explain_int8(ctx, out / f"{name}.int8-layers.csv"))
+
+    manifest = write_manifest(out, {
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "edgedigits_version": __version__,
+        "labels": LABELS, "preprocessing": PREPROCESSING,
+        "source": {"file": source.name, "sha256": sha256_file(source), "model": name,
+                   "parameters": int(model.count_params()),
+                   "card": card.read_text() if card.is_file() else ""},
+        "check": {"data": check.source, "digits": len(check), "split": cfg.check_split,
+                  "tolerance_pp": cfg.tolerance_pp, "keras_accuracy": keras_acc},
+        "artifacts": entries,
+    })
+    load_manifest(manifest)  # read back what deploy will read
+    say(summary_table(entries, keras_acc, len(check)))
+    if "edgetpu" in ctx.reports:
+        say(ctx.reports["edgetpu"].text())
+    failed = [e for e in entries if e["status"] != "passed"]
+    if any(e["format"] == "tflite_int8" and e["status"] == "check_failed" for e in entries) and not cfg.explain:
+        say("int8 lost accuracy: run again with --explain to see the per-layer quantization error")
+    say(f"manifest: {manifest}")
+    return manifest, not failed
+
+
+def _row(e: dict) -> str:
+    if e["status"] == "export_failed":
+        return f"  {e['format']:<15} export failed: {e['reason']}"
+    return (f"  {e['format']:<15} {e['file']:<32} {e['size_bytes'] / 1024:7.1f} KiB  acc {e['accuracy']:.2%}  "
+            f"{e['status']}  ({e['seconds']:.1f} s)")
+
+
+def summary_table(entries: list[dict], keras_acc: float, n: int) -> str:
+    lines = [f"\n{'format':<15} {'size KiB':>9} {'accuracy':>9} {'delta pp':>9} {'agreement':>10}  status",
+             f"{'keras':<15} {'':>9} {keras_acc:>9.2%} {'':>9} {'':>10}  baseline ({n} digits)"]
+    for e in entries:
+        if e["status"] == "export_failed":
+            lines.append(f"{e['format']:<15} {'-':>9} {'-':>9} {'-':>9} {'-':>10}  export_failed: {e['reason'][:80]}")
+            continue
+        lines.append(f"{e['format']:<15} {e['size_bytes'] / 1024:>9.1f} {e['accuracy']:>9.2%} {e['delta_pp']:>+9.2f} "
+                     f"{e['agreement']:>10.2%}  {e['status']}{': ' + e['reason'] if e['reason'] else ''}")
+    return "\n".join(lines)

@@ -1,0 +1,194 @@
+"""One function per format in formats.FORMATS: `export_<format>(ctx, out) -> Path`.
+
+Each writes exactly the file `out` (the orchestrator passes a temporary name and renames it once
+complete) and imports TensorFlow or ONNX inside, so importing this module stays light.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from edgedigits.errors import EdgeDigitsError
+
+ONNX_OPSET = 17
+
+
+@dataclass
+class ExportContext:
+    model: object  # the source keras.Model
+    calibration: np.ndarray  # (N, 28, 28, 1) float32 in [0, 1], from the training split
+    workdir: Path  # scratch space, removed afterwards
+    opset: int = ONNX_OPSET
+    int8_io: str = "int8"  # "int8" or "uint8": the dtype of the full-integer model's input and output
+    metadata: dict = field(default_factory=dict)  # labels and preprocessing contract, for ONNX
+    artifacts: dict = field(default_factory=dict)  # format name -> Path already written
+    reports: dict = field(default_factory=dict)  # format name -> extra findings (the Edge TPU report)
+    _saved: dict = field(default_factory=dict)
+
+    def saved_model(self, batch: int | None = None) -> str:
+        """A SavedModel of the Keras model, exported once per batch size (None: dynamic batch)."""
+        if batch not in self._saved:
+            import keras
+
+            path = self.workdir / f"saved_model_b{batch or 'N'}"
+            self.model.export(str(path), format="tf_saved_model", verbose=False,
+                              input_signature=[keras.InputSpec(shape=(batch, 28, 28, 1), dtype="float32")])
+            self._saved[batch] = str(path)
+        return self._saved[batch]
+
+    def representative(self, batch: int = 1):
+        """Calibration digits for full-integer quantization, one batch at a time."""
+        def gen():
+            for i in range(0, len(self.calibration), batch):
+                yield [self.calibration[i:i + batch]]
+        return gen
+
+
+def _tflite_converter(ctx: ExportContext, batch: int | None = None):
+    import tensorflow as tf
+
+    return tf.lite.TFLiteConverter.from_saved_model(ctx.saved_model(batch))
+
+
+def _write(out: Path, data: bytes) -> Path:
+    return atomic(out, lambda tmp: tmp.write_bytes(data))
+
+
+def atomic(out: Path, write) -> Path:
+    """write(tmp) then rename onto `out`: a crash or Ctrl-C never leaves a half-written artifact."""
+    tmp = out.with_name(f".tmp-{out.name}")
+    try:
+        write(tmp)
+        tmp.replace(out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return out
+
+
+def export_tflite_fp32(ctx: ExportContext, out: Path) -> Path:
+    return _write(out, _tflite_converter(ctx).convert())
+
+
+def export_tflite_fp16(ctx: ExportContext, out: Path) -> Path:
+    import tensorflow as tf
+
+    conv = _tflite_converter(ctx)
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    conv.target_spec.supported_types = [tf.float16]
+    return _write(out, conv.convert())
+
+
+def export_tflite_dynamic(ctx: ExportContext, out: Path) -> Path:
+    import tensorflow as tf
+
+    conv = _tflite_converter(ctx)
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]  # no representative data: int8 weights only
+    return _write(out, conv.convert())
+
+
+def int8_converter(ctx: ExportContext, batch: int | None = None):
+    """Full-integer quantization: int8 weights (per channel) and activations calibrated on the
+    representative set; only int8 builtin ops, so a float op fails the conversion instead of
+    silently staying float."""
+    import tensorflow as tf
+
+    conv = _tflite_converter(ctx, batch)
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    conv.representative_dataset = ctx.representative()
+    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    io = {"int8": tf.int8, "uint8": tf.uint8}[ctx.int8_io]
+    conv.inference_input_type = io
+    conv.inference_output_type = io
+    return conv
+
+
+def export_tflite_int8(ctx: ExportContext, out: Path) -> Path:
+    try:
+        return _write(out, int8_converter(ctx).convert())
+    except Exception as e:  # the converter raises ConverterError and friends, with a long log
+        raise EdgeDigitsError(f"full-integer quantization failed: {_first_line(e)}") from None
+
+
+def export_edgetpu(ctx: ExportContext, out: Path) -> Path:
+    """The int8 model with batch 1 and static shapes, as the Edge TPU needs; compiled when the
+    compiler is installed (see edgetpu.py). The plain int8 model stays beside it for the CPU."""
+    from edgedigits.convert import edgetpu
+
+    ready = _write(out.with_name(out.name.replace("_edgetpu.tflite", ".edgetpu-ready.tflite")),
+                   int8_converter(ctx, batch=1).convert())
+    ctx.reports["edgetpu"] = edgetpu.report(ready, out)
+    return out if ctx.reports["edgetpu"].compiled else ready
+
+
+def export_onnx_fp32(ctx: ExportContext, out: Path) -> Path:
+    """tf2onnx from the SavedModel's serving function (tf2onnx.convert.from_keras fails under Keras 3)."""
+    import onnx
+    import tensorflow as tf
+    import tf2onnx
+
+    loaded = tf.saved_model.load(ctx.saved_model())
+    spec = (tf.TensorSpec((None, 28, 28, 1), tf.float32, name="digits"),)
+    try:
+        proto, _ = tf2onnx.convert.from_function(tf.function(lambda x: loaded.serve(x)),
+                                                 input_signature=spec, opset=ctx.opset)
+    except Exception as e:
+        raise EdgeDigitsError(f"tf2onnx could not convert the model (opset {ctx.opset}): {_first_line(e)}") from None
+    _rename_output(proto, "probs")
+    _set_metadata(proto, ctx.metadata)
+    onnx.checker.check_model(proto, full_check=True)
+    return atomic(out, lambda tmp: onnx.save(proto, str(tmp)))
+
+
+def export_onnx_int8(ctx: ExportContext, out: Path) -> Path:
+    """ONNX Runtime static quantization: QDQ, signed int8 weights (per channel) and activations,
+    calibrated on the same representative digits as TFLite."""
+    import onnx
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.batches = iter([{"digits": ctx.calibration[i:i + 32]} for i in range(0, len(ctx.calibration), 32)])
+
+        def get_next(self):
+            return next(self.batches, None)
+
+    src = ctx.artifacts["onnx_fp32"]
+    pre = ctx.workdir / "onnx_pre.onnx"
+    quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
+    quantized = ctx.workdir / "onnx_int8.onnx"
+    quantize_static(str(pre), str(quantized), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                    activation_type=QuantType.QInt8, weight_type=QuantType.QInt8)
+    proto = onnx.load(str(quantized))
+    _set_metadata(proto, ctx.metadata)
+    onnx.checker.check_model(proto)
+    return atomic(out, lambda tmp: onnx.save(proto, str(tmp)))
+
+
+def _rename_output(proto, name: str) -> None:
+    old = proto.graph.output[0].name
+    for node in proto.graph.node:
+        node.output[:] = [name if o == old else o for o in node.output]
+    proto.graph.output[0].name = name
+
+
+def _set_metadata(proto, metadata: dict) -> None:
+    del proto.metadata_props[:]
+    for key, value in metadata.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value if isinstance(value, str) else json.dumps(value)
+
+
+def _first_line(e: Exception) -> str:
+    lines = [ln for ln in str(e).splitlines() if ln.strip()]
+    errors = [ln for ln in lines if "error" in ln.lower()]
+    return (errors or lines or [type(e).__name__])[0].strip()[:400]
+
+
+def new_workdir() -> tempfile.TemporaryDirectory:
+    return tempfile.TemporaryDirectory(prefix="edgedigits-convert-")

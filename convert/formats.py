@@ -1,0 +1,52 @@
+"""The one table of export formats. It drives the CLI's choices, the file names, the checks, the
+benchmark and deploy. Adding a format is one row here and one `export_<format>()` in export.py.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Format:
+    name: str  # CLI choice and manifest key
+    suffix: str  # file name: <model><suffix>
+    precision: str  # weights / activations
+    runtime: str  # what runs it: "litert" or "onnxruntime"
+    devices: str  # where it is meant to run
+    export: str  # function in export.py
+    needs: str = ""  # a format whose artifact this one is made from
+
+
+FORMATS: dict[str, Format] = {f.name: f for f in [
+    Format("tflite_fp32", ".fp32.tflite", "float32", "litert", "CPU; phone GPU delegate", "export_tflite_fp32"),
+    Format("tflite_fp16", ".fp16.tflite", "float16 weights, float32 compute on CPU", "litert",
+           "phone GPU delegate", "export_tflite_fp16"),
+    Format("tflite_dynamic", ".dynamic.tflite", "int8 weights, float activations", "litert", "CPU",
+           "export_tflite_dynamic"),
+    Format("tflite_int8", ".int8.tflite", "int8 weights and activations, int8 in/out", "litert",
+           "CPU (XNNPACK), phone NPU, microcontrollers", "export_tflite_int8"),
+    Format("onnx_fp32", ".fp32.onnx", "float32", "onnxruntime", "CPU; other execution providers",
+           "export_onnx_fp32"),
+    Format("onnx_int8", ".int8.onnx", "int8 QDQ weights and activations, float32 in/out", "onnxruntime", "CPU",
+           "export_onnx_int8", needs="onnx_fp32"),
+    Format("edgetpu", "_edgetpu.tflite", "int8, batch 1, compiled for the Edge TPU", "litert+edgetpu",
+           "Coral Edge TPU (USB, PCIe, Dev Board)", "export_edgetpu", needs="tflite_int8"),
+]}
+
+# The plain int8 model a runner falls back to when the Edge TPU is not there.
+FALLBACK = {"edgetpu": "tflite_int8"}
+
+
+def resolve(names: list[str] | None) -> list[Format]:
+    """The formats to build, in table order, with the ones they are made from added."""
+    from edgedigits.errors import EdgeDigitsError
+
+    wanted = set(names or FORMATS)
+    unknown = wanted - set(FORMATS)
+    if unknown:
+        raise EdgeDigitsError(f"unknown format(s) {', '.join(sorted(unknown))}; choose from {', '.join(FORMATS)}")
+    for name in list(wanted):
+        if FORMATS[name].needs:
+            wanted.add(FORMATS[name].needs)
+    return [f for f in FORMATS.values() if f.name in wanted]

@@ -1,0 +1,153 @@
+"""manifest.json: what convert wrote and deploy reads, so that nothing is guessed from file names.
+
+Layout (schema_version 1; docs/manifest.md describes every field):
+
+    {"schema": "edgedigits.manifest", "schema_version": 1, "created": ..., "edgedigits_version": ...,
+     "labels": ["0", ..., "9"],
+     "preprocessing": {...the contract: 28x28, white on black, x = pixel / 255...},
+     "source": {"file", "sha256", "model", "parameters", "card"},
+     "check": {"data", "digits", "tolerance_pp", "keras_accuracy"},
+     "artifacts": [{"format", "file", "precision", "runtime", "devices", "sha256", "size_bytes",
+                    "inputs": [{"name", "shape", "dtype", "quantization": {"scale", "zero_point"} | null}],
+                    "outputs": [...], "accuracy", "delta_pp", "agreement",
+                    "status": "passed" | "check_failed" | "export_failed", "reason", "details"}]}
+
+Standard library only: deploy imports this on devices.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from edgedigits.errors import EdgeDigitsError
+
+SCHEMA = "edgedigits.manifest"
+SCHEMA_VERSION = 1
+NAME = "manifest.json"
+STATUSES = ("passed", "check_failed", "export_failed")
+PREPROCESSING = {
+    "input": "(N, 28, 28, 1) float32, NHWC",
+    "polarity": "white digit on black background (MNIST convention)",
+    "scale": "x = pixel / 255, so x is in [0, 1]",
+    "digit_box": "the digit's bounding box scaled to fit 20x20 keeping its aspect ratio, "
+                 "placed in 28x28 by its centre of mass",
+    "quantized_input": "int8/uint8 models take q = round(x / scale) + zero_point from inputs[0].quantization",
+}
+LABELS = [str(d) for d in range(10)]
+REQUIRED = {"schema": str, "schema_version": int, "labels": list, "preprocessing": dict,
+            "source": dict, "artifacts": list}
+ARTIFACT_REQUIRED = {"format": str, "status": str}
+
+
+class ManifestError(EdgeDigitsError):
+    pass
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+@dataclass
+class Manifest:
+    path: Path
+    data: dict
+
+    @property
+    def folder(self) -> Path:
+        return self.path.parent
+
+    @property
+    def artifacts(self) -> list[dict]:
+        return self.data["artifacts"]
+
+    def artifact(self, fmt: str) -> dict:
+        for a in self.artifacts:
+            if a["format"] == fmt:
+                return a
+        have = ", ".join(a["format"] for a in self.artifacts) or "none"
+        raise ManifestError(f"{self.path}: has no '{fmt}' artifact (it has: {have}); "
+                            f"convert again with --formats {fmt}")
+
+    def file(self, entry: dict) -> Path:
+        if not entry.get("file"):
+            raise ManifestError(f"{self.path}: the '{entry['format']}' artifact has no file "
+                                f"({entry['status']}: {entry.get('reason', '')})")
+        return self.folder / entry["file"]
+
+
+def write_manifest(folder: Path, data: dict) -> Path:
+    """Write atomically; every file an entry names must exist, so a manifest never points at nothing."""
+    data = {"schema": SCHEMA, "schema_version": SCHEMA_VERSION, **data}
+    for a in data["artifacts"]:
+        if a.get("file") and not (folder / a["file"]).is_file():
+            raise ManifestError(f"{folder / a['file']}: missing; refusing to write a manifest that names it")
+    validate(data, folder / NAME)
+    path = folder / NAME
+    tmp = folder / f".tmp-{NAME}"
+    tmp.write_text(json.dumps(data, indent=1) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def validate(data: dict, where: Path | str) -> None:
+    def fail(msg: str):
+        raise ManifestError(f"{where}: {msg}")
+
+    if not isinstance(data, dict):
+        fail("not a JSON object")
+    if data.get("schema") != SCHEMA:
+        fail(f"'schema' is {data.get('schema')!r}, expected {SCHEMA!r}: not an edgedigits manifest")
+    for key, typ in REQUIRED.items():
+        if key not in data:
+            fail(f"missing '{key}'")
+        if not isinstance(data[key], typ):
+            fail(f"'{key}' should be a {typ.__name__}, got {type(data[key]).__name__}")
+    if data["schema_version"] > SCHEMA_VERSION:
+        fail(f"schema_version {data['schema_version']} is newer than this edgedigits understands "
+             f"({SCHEMA_VERSION}); upgrade edgedigits")
+    if len(data["labels"]) != 10:
+        fail(f"'labels' has {len(data['labels'])} entries, expected 10")
+    for i, a in enumerate(data["artifacts"]):
+        for key, typ in ARTIFACT_REQUIRED.items():
+            if not isinstance(a.get(key), typ):
+                fail(f"artifacts[{i}]: missing or invalid '{key}'")
+        if a["status"] not in STATUSES:
+            fail(f"artifacts[{i}] ({a['format']}): status {a['status']!r}, expected one of {STATUSES}")
+        if a["status"] != "export_failed":
+            for key in ("file", "sha256", "inputs", "outputs"):
+                if not a.get(key):
+                    fail(f"artifacts[{i}] ({a['format']}): missing '{key}'")
+
+
+def load_manifest(path: str | os.PathLike, verify_files: bool = True) -> Manifest:
+    """Read and validate a manifest (a file, or the folder holding manifest.json)."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / NAME
+    if not path.is_file():
+        raise ManifestError(f"{path}: no manifest here; create one with `edgedigits convert MODEL --out DIR`")
+    try:
+        data = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ManifestError(f"{path}: not valid JSON ({e})") from None
+    validate(data, path)
+    m = Manifest(path, data)
+    if verify_files:
+        for a in m.artifacts:
+            if not a.get("file"):
+                continue
+            f = m.folder / a["file"]
+            if not f.is_file():
+                raise ManifestError(f"{path}: artifact '{a['format']}' names {a['file']}, which does not exist")
+            if sha256_file(f) != a["sha256"]:
+                raise ManifestError(f"{f}: SHA-256 differs from the manifest's; the file was changed "
+                                    f"after conversion (convert again)")
+    return m

@@ -1,0 +1,196 @@
+"""The camera pipeline: frames -> digits in reading order -> one batched inference -> output.
+
+Output: a window with boxes, digits, confidence and FPS where a display exists; with headless, one
+JSON line per frame; with save_dir, annotated images or an annotated video. At the end, per-stage
+timings (capture, preprocess, inference, total: p50 and p95) and frames per second.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from edgedigits.deploy.preprocess import Digit, SegmentConfig, segment
+from edgedigits.deploy.sources import Frame
+
+STAGES = ("capture", "preprocess", "inference", "total")
+
+
+@dataclass
+class Recognition:
+    digits: list[Digit]
+    probs: np.ndarray  # (N, 10)
+    labels: list  # int, or "?" below the confidence threshold
+    confidence: list[float]
+
+    @property
+    def text(self) -> str:
+        out, line = "", 0
+        for d, lab in zip(self.digits, self.labels):
+            if d.line != line:
+                out += " "
+                line = d.line
+            out += str(lab)
+        return out
+
+
+@dataclass
+class Smoother:
+    """Averages each digit's probabilities with the same place in the previous frames (live video)."""
+    weight: float  # share of the previous frames in the average (0: off)
+    previous: list = field(default_factory=list)  # [(box, probs)]
+
+    def __call__(self, digits: list[Digit], probs: np.ndarray) -> np.ndarray:
+        if self.weight <= 0:
+            return probs
+        out = probs.copy()
+        for i, d in enumerate(digits):
+            best, best_iou = None, 0.3
+            for box, p in self.previous:
+                iou = _iou(d.box, box)
+                if iou > best_iou:
+                    best, best_iou = p, iou
+            if best is not None:
+                out[i] = self.weight * best + (1 - self.weight) * probs[i]
+        self.previous = [(d.box, p) for d, p in zip(digits, out)]
+        return out
+
+
+def _iou(a, b) -> float:
+    ax, ay, aw, ah = a
+    bx, by, bw, bh = b
+    iw = max(0, min(ax + aw, bx + bw) - max(ax, bx))
+    ih = max(0, min(ay + ah, by + bh) - max(ay, by))
+    inter = iw * ih
+    return inter / float(aw * ah + bw * bh - inter) if inter else 0.0
+
+
+def recognize(frame: np.ndarray, runner, confidence: float = 0.6, seg: SegmentConfig = SegmentConfig(),
+              smoother: Smoother | None = None, timings: dict | None = None) -> Recognition:
+    """All digits of one frame, classified in one batch."""
+    t0 = time.perf_counter()
+    digits = segment(frame, seg)
+    t1 = time.perf_counter()
+    probs = runner(np.stack([d.image for d in digits])) if digits else np.zeros((0, 10), np.float32)
+    if smoother:
+        probs = smoother(digits, probs)
+    t2 = time.perf_counter()
+    if timings is not None:
+        timings["preprocess"].append(t1 - t0)
+        timings["inference"].append(t2 - t1)
+    best = probs.argmax(1) if len(probs) else np.zeros(0, int)
+    conf = [float(probs[i, c]) for i, c in enumerate(best)]
+    labels = [int(c) if p >= confidence else "?" for c, p in zip(best, conf)]
+    return Recognition(digits, probs, labels, conf)
+
+
+def as_json(frame: Frame, rec: Recognition) -> str:
+    return json.dumps({"source": frame.source, "frame": frame.index,
+                       "digits": [{"label": lab, "confidence": round(c, 4), "box": list(d.box)}
+                                  for d, lab, c in zip(rec.digits, rec.labels, rec.confidence)],
+                       "text": rec.text})
+
+
+def annotate(image: np.ndarray, rec: Recognition, fps: float | None = None) -> np.ndarray:
+    out = image.copy()
+    for d, lab, c in zip(rec.digits, rec.labels, rec.confidence):
+        x, y, w, h = d.box
+        color = (0, 200, 0) if lab != "?" else (0, 160, 255)
+        cv2.rectangle(out, (x, y), (x + w, y + h), color, 2)
+        cv2.putText(out, f"{lab} {c:.0%}", (x, max(12, y - 6)), cv2.FONT_HERSHEY_SIMPLEX, 0.6, color, 2)
+    banner = rec.text or "-"
+    if fps:
+        banner += f"   {fps:.0f} FPS"
+    cv2.putText(out, banner, (10, 28), cv2.FONT_HERSHEY_SIMPLEX, 0.8, (255, 255, 255), 4)
+    cv2.putText(out, banner, (10, 28), cv2.FONT_HERSHEY_SIMPLEX, 0.8, (30, 30, 220), 2)
+    return out
+
+
+def has_display() -> bool:
+    return sys.platform in ("win32", "darwin") or bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+class Saver:
+    """Annotated images (one per input image) or one annotated video, each renamed into place when done."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        folder.mkdir(parents=True, exist_ok=True)
+        self.video = None
+        self.video_tmp = None
+
+    def add(self, frame: Frame, image: np.ndarray, is_video: bool) -> None:
+        if not is_video:
+            name = Path(frame.source).stem if Path(frame.source).is_file() else f"frame{frame.index:06d}"
+            out = self.folder / f"{name}.annotated.jpg"
+            tmp = self.folder / f".tmp-{out.name}"
+            cv2.imwrite(str(tmp), image)
+            os.replace(tmp, out)
+            return
+        if self.video is None:
+            h, w = image.shape[:2]
+            self.video_tmp = self.folder / ".tmp-annotated.avi"
+            self.video = cv2.VideoWriter(str(self.video_tmp), cv2.VideoWriter_fourcc(*"MJPG"), 15, (w, h))
+        self.video.write(image)
+
+    def close(self) -> None:
+        if self.video is not None:
+            self.video.release()
+            os.replace(self.video_tmp, self.folder / "annotated.avi")
+
+
+def summarize(timings: dict, frames: int, wall_s: float) -> str:
+    lines = [f"{frames} frames in {wall_s:.2f} s: {frames / wall_s if wall_s else 0:.1f} FPS"]
+    for stage in STAGES:
+        t = np.asarray(timings[stage]) * 1000
+        if len(t):
+            lines.append(f"  {stage:<11} p50 {np.percentile(t, 50):7.3f} ms   p95 {np.percentile(t, 95):7.3f} ms")
+    return "\n".join(lines)
+
+
+def run(frames, runner, *, confidence: float = 0.6, smooth: float = 0.0, headless: bool = False,
+        save_dir: Path | None = None, max_frames: int = 0, is_video: bool = True,
+        out=sys.stdout, seg: SegmentConfig = SegmentConfig()) -> dict:
+    """Run the pipeline over a frame source; returns the timings (seconds per stage per frame)."""
+    timings = {s: [] for s in STAGES}
+    smoother = Smoother(smooth) if smooth > 0 else None
+    show = not headless and has_display()
+    saver = Saver(save_dir) if save_dir else None
+    n, fps, t_start = 0, None, time.perf_counter()
+    try:
+        for frame in frames:
+            t0 = time.perf_counter()
+            rec = recognize(frame.image, runner, confidence, seg, smoother, timings)
+            timings["capture"].append(frame.capture_s)
+            timings["total"].append(frame.capture_s + time.perf_counter() - t0)
+            n += 1
+            fps = 1.0 / np.mean(timings["total"][-30:])
+            if headless or not show:
+                print(as_json(frame, rec), file=out, flush=True)
+            if show or saver:
+                image = annotate(frame.image, rec, fps)
+                if saver:
+                    saver.add(frame, image, is_video)
+                if show:
+                    cv2.imshow("edgedigits", image)
+                    if cv2.waitKey(0 if not is_video else 1) & 0xFF in (ord("q"), 27):
+                        break
+            if max_frames and n >= max_frames:
+                break
+    except KeyboardInterrupt:
+        pass  # Ctrl-C ends a live run: the summary still comes
+    finally:
+        if saver:
+            saver.close()
+        if show:
+            cv2.destroyAllWindows()
+    timings["wall"] = time.perf_counter() - t_start
+    timings["frames"] = n
+    return timings

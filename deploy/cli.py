@@ -1,0 +1,59 @@
+"""`edgedigits deploy`."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+
+def register(make, sub) -> None:
+    p = make(sub, "deploy", "Recognize digits live from a camera, a video, images or a stream, on the CPU or an Edge TPU.", """\
+        examples:
+          edgedigits deploy                                  # webcam 0, shipped 'standard' model, int8 on the CPU
+          edgedigits deploy --source photo.jpg --headless    # one JSON line per image
+          edgedigits deploy --source photos/ --save annotated/
+          edgedigits deploy --source video.mp4 --headless --smooth 0.5
+          edgedigits deploy --source rtsp://192.168.1.20/stream
+          edgedigits deploy --manifest out/standard --target edgetpu --fallback cpu
+
+        targets: cpu (LiteRT int8 with XNNPACK), onnx (ONNX Runtime), edgetpu (Coral, via libedgetpu).
+        JSON lines: {"source", "frame", "digits": [{"label", "confidence", "box": [x, y, w, h]}], "text"}
+        A digit below --confidence is shown as "?". The run ends with per-stage timings and FPS.""")
+    p.add_argument("--source", default="0", help="camera index, video file, image, folder of images, or rtsp/http URL")
+    p.add_argument("--manifest", type=Path, help="manifest.json (or its folder) from `edgedigits convert`; "
+                                                 "default: the shipped pretrained model")
+    p.add_argument("--model", default="standard", choices=["standard", "tiny"], help="which shipped model, without --manifest")
+    p.add_argument("--target", default="cpu", choices=["cpu", "onnx", "edgetpu"])
+    p.add_argument("--format", help="run this manifest format instead of the target's default (e.g. tflite_fp32)")
+    p.add_argument("--device", help="Edge TPU device: usb, pci, usb:0, pci:1 (default: the first found)")
+    p.add_argument("--fallback", choices=["cpu"], help="when the Edge TPU cannot be used, run the int8 model on the CPU")
+    p.add_argument("--threads", type=int, default=1, help="inference threads")
+    p.add_argument("--confidence", type=float, default=0.6, help="below this probability a digit shows as '?'")
+    p.add_argument("--smooth", type=float, default=0.0, help="weight of previous frames in live video (0 to 0.9)")
+    p.add_argument("--headless", action="store_true", help="print JSON lines instead of opening a window")
+    p.add_argument("--save", type=Path, metavar="DIR", help="write annotated images or video here")
+    p.add_argument("--max-frames", type=int, default=0, help="stop after this many frames (0: until the source ends)")
+    p.set_defaults(run=run_deploy)
+
+
+def run_deploy(args) -> int:
+    import cv2
+
+    from edgedigits.deploy import camera, shipped_manifest
+    from edgedigits.deploy.runners import from_manifest
+    from edgedigits.deploy.sources import IMAGE_SUFFIXES, open_source
+    from edgedigits.errors import EdgeDigitsError
+
+    if not 0 <= args.smooth < 1:
+        raise EdgeDigitsError(f"--smooth {args.smooth}: must be in [0, 1)")
+    cv2.setNumThreads(1)
+    manifest = args.manifest or shipped_manifest(args.model)
+    say = lambda msg: print(msg, file=sys.stderr)  # noqa: E731  stdout carries the JSON lines
+    runner = from_manifest(manifest, args.target, args.threads, args.device, args.fallback, args.format, say)
+    frames = open_source(args.source)
+    src = Path(args.source)
+    is_video = not (src.is_dir() or src.suffix.lower() in IMAGE_SUFFIXES)
+    t = camera.run(frames, runner, confidence=args.confidence, smooth=args.smooth, headless=args.headless,
+                   save_dir=args.save, max_frames=args.max_frames, is_video=is_video)
+    say(camera.summarize(t, t["frames"], t["wall"]))
+    return 0

@@ -1,0 +1,216 @@
+"""Light runners: a converted model as a function `(N, 28, 28) uint8 digits -> (N, 10) probabilities`.
+
+Never imports TensorFlow: a device carries only LiteRT (ai-edge-litert, or the older tflite-runtime)
+and ONNX Runtime. Quantization of inputs and outputs is handled here, from the model's own tensors.
+
+    runner = load_runner("model.int8.tflite", threads=1)
+    probs = runner(digits)                  # digits: (N, 28, 28) uint8, white on black
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edgedigits.errors import EdgeDigitsError
+
+EDGETPU_LIBRARY = {"Linux": "libedgetpu.so.1", "Darwin": "libedgetpu.1.dylib", "Windows": "edgetpu.dll"}
+EDGETPU_INSTALL = ("install the Edge TPU runtime (Debian/Ubuntu: `apt-get install libedgetpu1-std` from "
+                   "Coral's package repository; see https://coral.ai/docs/accelerator/get-started/) "
+                   "and plug in the Coral device")
+
+
+class RuntimeMissing(EdgeDigitsError):
+    """The runtime a model needs is not installed."""
+
+
+class DelegateError(EdgeDigitsError):
+    """A hardware delegate (Edge TPU) could not be loaded."""
+
+
+def litert():
+    """The LiteRT interpreter module: ai-edge-litert, else tflite-runtime."""
+    try:
+        from ai_edge_litert import interpreter
+    except ImportError:
+        try:
+            from tflite_runtime import interpreter
+        except ImportError:
+            raise RuntimeMissing("no LiteRT runtime: pip install ai-edge-litert "
+                                 "(or tflite-runtime on devices that only have that)") from None
+    return interpreter
+
+
+def _check_digits(digits: np.ndarray) -> np.ndarray:
+    digits = np.asarray(digits)
+    if digits.ndim == 2:
+        digits = digits[None]
+    if digits.ndim != 3 or digits.shape[1:] != (28, 28) or digits.dtype != np.uint8:
+        raise EdgeDigitsError(f"expected digits of shape (N, 28, 28) and dtype uint8, got {digits.shape} {digits.dtype}")
+    return digits
+
+
+def to_float(digits: np.ndarray) -> np.ndarray:
+    """(N, 28, 28) uint8 -> (N, 28, 28, 1) float32 in [0, 1]: the preprocessing contract."""
+    return (_check_digits(digits).astype(np.float32) * np.float32(1 / 255))[..., None]
+
+
+def quantize(x: np.ndarray, scale: float, zero_point: int, dtype) -> np.ndarray:
+    # Affine quantization, as TFLite defines it: q = round(x / scale) + zero_point, clipped to the
+    # dtype's range (int8: -128..127, uint8: 0..255). For the pixel input, scale is about 1/255 and
+    # the zero point -128 (int8) or 0 (uint8), so q is the pixel value shifted into range.
+    info = np.iinfo(dtype)
+    return np.clip(np.round(x / scale) + zero_point, info.min, info.max).astype(dtype)
+
+
+def dequantize(q: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
+    return (q.astype(np.float32) - zero_point) * np.float32(scale)
+
+
+@dataclass
+class TFLiteRunner:
+    path: Path
+    threads: int = 1
+    delegate: str | None = None  # "edgetpu"
+    device: str | None = None  # Edge TPU: "usb", "pci", "usb:0", "pci:1", or None for any
+    name: str = "litert"
+
+    def __post_init__(self):
+        it = litert()
+        delegates = [load_edgetpu_delegate(self.device)] if self.delegate == "edgetpu" else None
+        try:
+            self.interpreter = it.Interpreter(model_path=str(self.path), num_threads=self.threads,
+                                              experimental_delegates=delegates)
+        except ValueError as e:
+            raise EdgeDigitsError(f"{self.path}: LiteRT cannot load it: {e}") from None
+        self._inp = self.interpreter.get_input_details()[0]
+        self._out = self.interpreter.get_output_details()[0]
+        self.dynamic_batch = int(self._inp["shape_signature"][0]) == -1
+        self.input_dtype = np.dtype(self._inp["dtype"])
+        self._batch = int(self._inp["shape"][0])
+        self._lut = None
+        if self.input_dtype in (np.int8, np.uint8):
+            # every pixel 0..255 quantized once: a table lookup per frame instead of float math
+            pixels = np.arange(256, dtype=np.float32) / 255
+            self._lut = quantize(pixels, *self._inp["quantization"], self.input_dtype)
+        self.interpreter.allocate_tensors()
+
+    def _resize(self, n: int) -> None:
+        if n != self._batch:
+            self.interpreter.resize_tensor_input(self._inp["index"], [n, 28, 28, 1])
+            self.interpreter.allocate_tensors()
+            self._batch = n
+
+    def _run(self, x: np.ndarray) -> np.ndarray:
+        self.interpreter.set_tensor(self._inp["index"], x)
+        self.interpreter.invoke()
+        return self.interpreter.get_tensor(self._out["index"])
+
+    def __call__(self, digits: np.ndarray) -> np.ndarray:
+        if self._lut is not None:
+            x = self._lut[_check_digits(digits)][..., None]
+        else:
+            x = to_float(digits)
+        if self.dynamic_batch:
+            self._resize(len(x))
+            y = self._run(x)
+        else:  # static batch (Edge TPU models): one at a time
+            y = np.concatenate([self._run(x[i:i + 1]) for i in range(len(x))]) if len(x) else \
+                np.zeros((0, 10), self._out["dtype"])
+        if np.dtype(self._out["dtype"]) in (np.int8, np.uint8):
+            y = dequantize(y, *self._out["quantization"])
+        return y.astype(np.float32, copy=False)
+
+
+@dataclass
+class OnnxRunner:
+    path: Path
+    threads: int = 1
+    providers: tuple[str, ...] | None = None  # default: the CPU
+    name: str = "onnxruntime"
+
+    def __post_init__(self):
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            raise RuntimeMissing("ONNX Runtime is not installed: pip install onnxruntime") from None
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = self.threads
+        opts.inter_op_num_threads = 1
+        opts.log_severity_level = 3
+        available = ort.get_available_providers()
+        providers = [p for p in (self.providers or ["CPUExecutionProvider"]) if p in available]
+        try:
+            self.session = ort.InferenceSession(str(self.path), opts, providers=providers)
+        except Exception as e:  # ONNX Runtime raises its own exception types
+            raise EdgeDigitsError(f"{self.path}: ONNX Runtime cannot load it: {str(e).splitlines()[0]}") from None
+        self._inp = self.session.get_inputs()[0].name
+        self._out = self.session.get_outputs()[0].name
+
+    def __call__(self, digits: np.ndarray) -> np.ndarray:
+        return self.session.run([self._out], {self._inp: to_float(digits)})[0]
+
+
+def load_edgetpu_delegate(device: str | None = None):
+    """The Edge TPU delegate, or a DelegateError saying what is missing and how to get it."""
+    import platform
+
+    lib = EDGETPU_LIBRARY.get(platform.system(), "libedgetpu.so.1")
+    options = {"device": device} if device else {}
+    try:
+        return litert().load_delegate(lib, options)
+    except (ValueError, OSError) as e:
+        why = str(e)
+        if "Failed to load delegate" in why or "cannot open" in why or "No such file" in why:
+            what = f"the Edge TPU library {lib} is not installed or not found"
+        else:
+            what = f"no Edge TPU device{' ' + repr(device) if device else ''} was found"
+        raise DelegateError(f"cannot use the Edge TPU: {what} ({why.strip()}). To fix: {EDGETPU_INSTALL}; "
+                            f"or run with --fallback cpu to use the plain int8 model on the CPU") from None
+
+
+def load_runner(path: str | os.PathLike, threads: int = 1, target: str = "cpu", device: str | None = None):
+    """A runner for one model file, by its suffix (.tflite or .onnx) and the target."""
+    path = Path(path)
+    if not path.is_file():
+        raise EdgeDigitsError(f"{path}: model file not found")
+    if path.suffix == ".onnx":
+        providers = None if target in ("cpu", "onnx") else (target,)
+        return OnnxRunner(path, threads, providers)
+    if path.suffix == ".tflite":
+        return TFLiteRunner(path, threads, delegate="edgetpu" if target == "edgetpu" else None, device=device)
+    raise EdgeDigitsError(f"{path}: unknown model type '{path.suffix}'; expected .tflite or .onnx")
+
+
+# Which artifact each target runs by default.
+TARGET_FORMAT = {"cpu": "tflite_int8", "onnx": "onnx_fp32", "edgetpu": "edgetpu"}
+
+
+def from_manifest(manifest, target: str = "cpu", threads: int = 1, device: str | None = None,
+                  fallback: str | None = None, fmt: str | None = None, say=print):
+    """The runner for a target from a converted model's manifest (a path or a loaded Manifest).
+
+    With fallback="cpu", a missing Edge TPU (library, device, or compiled model) falls back to the
+    plain int8 model of the same manifest, and says so.
+    """
+    from edgedigits.convert.manifest import Manifest, load_manifest
+
+    m = manifest if isinstance(manifest, Manifest) else load_manifest(manifest)
+    if target not in TARGET_FORMAT:
+        raise EdgeDigitsError(f"unknown target '{target}'; choose one of: {', '.join(TARGET_FORMAT)}")
+    entry = m.artifact(fmt or TARGET_FORMAT[target])
+    try:
+        if entry["status"] == "export_failed":
+            raise EdgeDigitsError(f"{m.path}: the '{entry['format']}' artifact failed to export: {entry.get('reason')}")
+        if target == "edgetpu" and not (entry.get("details") or {}).get("compiled"):
+            raise DelegateError(f"{m.path}: the Edge TPU model {entry['file']} is not compiled for the Edge TPU "
+                                f"(edgetpu_compiler was not installed at conversion); or run with --fallback cpu")
+        return load_runner(m.file(entry), threads, target, device)
+    except (DelegateError, RuntimeMissing) as e:
+        if fallback != "cpu" or target == "cpu":
+            raise
+        say(f"notice: {e}\nnotice: falling back to the CPU with the plain int8 model")
+        return load_runner(m.file(m.artifact(TARGET_FORMAT["cpu"])), threads, "cpu")

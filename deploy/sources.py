@@ -1,0 +1,114 @@
+"""Frame sources for the camera pipeline: a webcam index, a video file, an image, a folder of images,
+or a stream URL (RTSP/HTTP). Each yields `Frame`s; faults are reported and skipped, or retried."""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import cv2
+import numpy as np
+
+from edgedigits.errors import EdgeDigitsError
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm"}
+VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mjpeg", ".mjpg", ".y4m"}
+
+
+@dataclass
+class Frame:
+    source: str  # the file or camera it came from
+    index: int  # frame number within the run
+    image: np.ndarray  # (H, W, 3) uint8 BGR
+    capture_s: float  # seconds spent getting it
+
+
+def _warn(msg: str) -> None:
+    print(f"warning: {msg}", file=sys.stderr)
+
+
+def list_cameras(max_index: int = 8) -> list[int]:
+    found = []
+    for i in range(max_index):
+        cap = cv2.VideoCapture(i)
+        if cap.isOpened():
+            found.append(i)
+        cap.release()
+    return found
+
+
+def open_source(spec: str, retries: int = 3, retry_delay_s: float = 0.5) -> Iterator[Frame]:
+    """Frames from a source spec; raises EdgeDigitsError when the source cannot be opened at all."""
+    if spec.isdigit():
+        return _capture(int(spec), f"camera {spec}", live=True, retries=retries, delay=retry_delay_s)
+    if "://" in spec:
+        return _capture(spec, spec, live=True, retries=retries, delay=retry_delay_s)
+    path = Path(spec)
+    if not path.exists():
+        raise EdgeDigitsError(f"{spec}: no such file, folder or camera (use a camera index like 0, "
+                              f"a video, an image, a folder of images, or an rtsp:// or http:// URL)")
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not files:
+            raise EdgeDigitsError(f"{path}: no images in this folder ({', '.join(sorted(IMAGE_SUFFIXES))})")
+        return _images(files)
+    if path.suffix.lower() in IMAGE_SUFFIXES:
+        return _images([path])
+    return _capture(str(path), str(path), live=False, retries=0, delay=0)
+
+
+def _images(files: list[Path]) -> Iterator[Frame]:
+    for i, f in enumerate(files):
+        t0 = time.perf_counter()
+        img = cv2.imread(str(f), cv2.IMREAD_COLOR)
+        if img is None:
+            _warn(f"{f}: not a readable image; skipped")
+            continue
+        yield Frame(str(f), i, img, time.perf_counter() - t0)
+
+
+def _open(target, name: str):
+    cap = cv2.VideoCapture(target)
+    if cap.isOpened():
+        return cap
+    cap.release()
+    if isinstance(target, int):
+        cams = list_cameras()
+        have = f"cameras that open: {', '.join(map(str, cams))}" if cams else "no camera opens on this machine"
+        raise EdgeDigitsError(f"{name}: cannot be opened ({have})")
+    raise EdgeDigitsError(f"{name}: OpenCV cannot open it as a video or stream")
+
+
+def _capture(target, name: str, live: bool, retries: int, delay: float) -> Iterator[Frame]:
+    cap = _open(target, name)  # fail now, before the first frame is asked for
+
+    def frames():
+        nonlocal cap
+        index = 0
+        failures = 0
+        try:
+            while True:
+                t0 = time.perf_counter()
+                ok, img = cap.read()
+                if ok and img is not None and img.size:
+                    failures = 0
+                    yield Frame(name, index, img, time.perf_counter() - t0)
+                    index += 1
+                    continue
+                if not live:
+                    return  # end of the video file
+                failures += 1
+                if failures > retries:
+                    _warn(f"{name}: no frames after {retries} reconnection attempts; stopping")
+                    return
+                _warn(f"{name}: lost the stream; reconnecting ({failures}/{retries})")
+                cap.release()
+                time.sleep(delay)
+                cap = cv2.VideoCapture(target)
+        finally:
+            cap.release()
+
+    return frames()

@@ -1,0 +1,5 @@
+import sys
+
+from edgedigits.cli import main
+
+sys.exit(main())

@@ -1,0 +1,241 @@
+import json
+import os
+import shutil
+
+import numpy as np
+import pytest
+
+from edgedigits.convert.formats import FORMATS, resolve
+from edgedigits.convert.manifest import ManifestError, load_manifest, write_manifest
+from edgedigits.errors import EdgeDigitsError
+from tests.conftest import run_cli
+
+
+def test_every_format_written_checked_and_in_manifest(small_converted):
+    m = load_manifest(small_converted)
+    assert [a["format"] for a in m.artifacts] == list(FORMATS)
+    for a in m.artifacts:
+        assert a["status"] == "passed", a
+        f = small_converted / a["file"]
+        assert f.is_file() and f.stat().st_size == a["size_bytes"]
+        assert a["inputs"][0]["shape"][1:] == [28, 28, 1] and a["outputs"][0]["shape"][-1] == 10
+        assert 0 <= a["accuracy"] <= 1 and 0.9 <= a["agreement"] <= 1, a
+    int8 = m.artifact("tflite_int8")
+    assert int8["inputs"][0]["dtype"] == "int8" and int8["outputs"][0]["dtype"] == "int8"
+    q = int8["inputs"][0]["quantization"]
+    assert q["zero_point"] == -128 and abs(q["scale"] - 1 / 255) < 1e-4  # pixel p -> q = p - 128
+    assert m.artifact("edgetpu")["inputs"][0]["shape"][0] == 1  # static batch for the Edge TPU
+    assert m.artifact("tflite_fp32")["inputs"][0]["shape"][0] == -1  # dynamic batch elsewhere
+    assert m.artifact("tflite_int8")["size_bytes"] < m.artifact("tflite_fp32")["size_bytes"] / 2  # tiny: overhead-heavy
+    assert m.data["source"]["sha256"] and m.data["check"]["split"] == "val"
+    assert not list(small_converted.glob(".tmp-*"))
+
+
+def test_artifacts_match_keras_on_real_digits(small_run, small_converted, test_digits):
+    """Each artifact, in its own runtime, against the Keras model it came from."""
+    import keras
+
+    from edgedigits.deploy.runners import load_runner
+
+    x, y = test_digits
+    model = keras.saving.load_model(small_run / "model.keras", safe_mode=True)
+    ref = model.predict((x / 255.0).astype("float32")[..., None], verbose=0)
+    m = load_manifest(small_converted)
+    for a in m.artifacts:
+        probs = load_runner(small_converted / a["file"])(x)
+        agree = np.mean(probs.argmax(1) == ref.argmax(1))
+        if a["format"] in ("tflite_fp32", "onnx_fp32"):
+            np.testing.assert_allclose(probs, ref, atol=1e-4)
+        assert agree >= 0.97, (a["format"], agree)
+
+
+def test_onnx_metadata_has_labels_and_contract(small_converted):
+    import onnx
+
+    for fmt in ("onnx_fp32", "onnx_int8"):
+        model = onnx.load(str(small_converted / load_manifest(small_converted).artifact(fmt)["file"]))
+        meta = {p.key: p.value for p in model.metadata_props}
+        assert json.loads(meta["labels"]) == [str(d) for d in range(10)]
+        assert "pixel / 255" in json.loads(meta["preprocessing"])["scale"]
+        onnx.checker.check_model(model)
+    ops = {n.op_type for n in onnx.load(str(small_converted / "tiny.int8.onnx")).graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+
+
+def test_resolve_adds_what_a_format_needs():
+    assert [f.name for f in resolve(["edgetpu"])] == ["tflite_int8", "edgetpu"]
+    assert [f.name for f in resolve(["onnx_int8"])] == ["onnx_fp32", "onnx_int8"]
+    with pytest.raises(EdgeDigitsError, match="unknown format"):
+        resolve(["tflite_int4"])
+
+
+# ---------------------------------------------------------------------------------- manifest
+def test_manifest_validation_errors(small_converted, tmp_path):
+    folder = tmp_path / "m"
+    shutil.copytree(small_converted, folder)
+    data = json.loads((folder / "manifest.json").read_text())
+
+    def broken(change, match):
+        d = json.loads(json.dumps(data))
+        change(d)
+        (folder / "manifest.json").write_text(json.dumps(d))
+        with pytest.raises(ManifestError, match=match):
+            load_manifest(folder)
+
+    broken(lambda d: d.pop("labels"), "missing 'labels'")
+    broken(lambda d: d.update(schema="other"), "not an edgedigits manifest")
+    broken(lambda d: d.update(schema_version=99), "schema_version 99 is newer")
+    broken(lambda d: d["artifacts"][0].update(status="great"), r"artifacts\[0\] \(tflite_fp32\): status 'great'")
+    broken(lambda d: d["artifacts"][1].pop("sha256"), r"artifacts\[1\] \(tflite_fp16\): missing 'sha256'")
+    (folder / "manifest.json").write_text("{not json")
+    with pytest.raises(ManifestError, match="not valid JSON"):
+        load_manifest(folder)
+    (folder / "manifest.json").write_text(json.dumps(data))
+    (folder / data["artifacts"][0]["file"]).write_bytes(b"changed")
+    with pytest.raises(ManifestError, match="SHA-256 differs"):
+        load_manifest(folder)
+    (folder / data["artifacts"][0]["file"]).unlink()
+    with pytest.raises(ManifestError, match="does not exist"):
+        load_manifest(folder)
+    with pytest.raises(ManifestError, match="refusing to write a manifest"):
+        write_manifest(folder, {k: v for k, v in data.items() if k not in ("schema", "schema_version")})
+
+
+# ------------------------------------------------------------------------------------- Edge TPU
+def test_edgetpu_report_passes_the_prepared_model(small_converted):
+    from edgedigits.convert.edgetpu import check_model
+
+    entry = load_manifest(small_converted).artifact("edgetpu")
+    assert entry["details"]["maps_fully"] and entry["details"]["ops_on_cpu"] == 0
+    if not shutil.which("edgetpu_compiler"):
+        assert not entry["details"]["compiled"] and "edgetpu_compiler is not on PATH" in entry["details"]["note"]
+    assert check_model(small_converted / entry["file"]).maps_fully
+
+
+def test_edgetpu_report_flags_float_and_dynamic_models(small_converted):
+    from edgedigits.convert.edgetpu import check_model
+
+    fp32 = check_model(small_converted / "tiny.fp32.tflite")
+    assert fp32.first_cpu_op == 0 and "FLOAT32, not int8/uint8" in fp32.ops[0].reason
+    dynamic = check_model(small_converted / "tiny.int8.tflite")
+    assert dynamic.first_cpu_op == 0 and "dynamic size [-1, 28, 28, 1]" in dynamic.ops[0].reason
+
+
+def test_edgetpu_report_flags_an_unsupported_op(tmp_path):
+    import keras
+    import tensorflow as tf
+
+    from edgedigits.convert.edgetpu import check_model
+
+    inp = keras.Input((28, 28, 1), batch_size=1)
+    x = keras.layers.Conv2D(8, 3)(inp)
+    x = keras.layers.ELU()(x)  # ELU: not in the Edge TPU's op list
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    model = keras.Model(inp, keras.layers.Dense(10, activation="softmax")(x))
+    model.export(str(tmp_path / "sm"), format="tf_saved_model", verbose=False,
+                 input_signature=[keras.InputSpec(shape=(1, 28, 28, 1), dtype="float32")])
+    conv = tf.lite.TFLiteConverter.from_saved_model(str(tmp_path / "sm"))
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    conv.representative_dataset = lambda: ([np.random.rand(1, 28, 28, 1).astype("float32")] for _ in range(8))
+    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    conv.inference_input_type = conv.inference_output_type = tf.int8
+    (tmp_path / "elu.tflite").write_bytes(conv.convert())
+    report = check_model(tmp_path / "elu.tflite")
+    elu = [o for o in report.ops if o.op == "ELU"]
+    assert elu and not elu[0].ok and "op not supported" in elu[0].reason
+    # the converter left ELU in float, between a DEQUANTIZE and a QUANTIZE: the CPU takes over there
+    assert report.ops[report.first_cpu_op].op == "DEQUANTIZE" and report.first_cpu_op < elu[0].index
+    assert "would run on the CPU" in report.text()
+
+
+def test_compiler_log_parsing():
+    from edgedigits.convert.edgetpu import parse_compiler_log
+
+    log = ("Edge TPU Compiler version 16.0.384591198\nOn-chip memory used for caching model parameters: 96.25KiB\n"
+           "Off-chip memory used for streaming uncached model parameters: 0.00B\n"
+           "Number of operations that will run on Edge TPU: 11\nNumber of operations that will run on CPU: 0\n")
+    assert parse_compiler_log(log) == {"ops_on_edgetpu": 11, "ops_on_cpu": 0, "on_chip_memory": "96.25KiB",
+                                       "off_chip_memory": "0.00B"}
+
+
+# ------------------------------------------------------------------------------------------- CLI
+def test_cli_formats_subset_and_explain(small_run, tmp_path):
+    out = tmp_path / "c"
+    code, stdout, err = run_cli("convert", str(small_run / "model.keras"), "--out", str(out), "--formats",
+                                "tflite_int8", "--data", "sample", "--check-limit", "300", "--tolerance", "50",
+                                "--explain")
+    assert code == 0, err
+    assert [a["format"] for a in load_manifest(out).artifacts] == ["tflite_int8"]
+    assert "per-layer int8 error" in stdout and (out / "tiny.int8-layers.csv").is_file()
+    assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "tiny.int8-layers.csv", "tiny.int8.tflite",
+                                                    "tiny.keras"]
+
+
+def test_cli_fails_an_artifact_beyond_tolerance(small_run, tmp_path):
+    # a tolerance of -5 points cannot be met: every artifact is written, marked failed, and the exit is 1
+    code, stdout, err = run_cli("convert", str(small_run / "model.keras"), "--out", str(tmp_path / "c"),
+                                "--formats", "tflite_fp32", "onnx_fp32", "--data", "sample", "--check-limit", "200",
+                                "--tolerance", "-5")
+    assert code == 1, err
+    m = load_manifest(tmp_path / "c")
+    assert [a["status"] for a in m.artifacts] == ["check_failed", "check_failed"]
+    assert all((tmp_path / "c" / a["file"]).is_file() for a in m.artifacts)
+
+
+def _lambda_model(path):
+    import keras
+
+    inp = keras.Input((28, 28, 1))
+    out = keras.layers.Dense(10)(keras.layers.Flatten()(keras.layers.Lambda(lambda t: t * 2)(inp)))
+    keras.Model(inp, out).save(path)
+
+
+@pytest.mark.parametrize("case, message", [
+    ("missing", "no such model file"),
+    ("not_keras", "not a Keras model"),
+    ("lambda", "Lambda layer"),
+    ("unwritable", "cannot write the output folder"),
+])
+def test_cli_bad_inputs(case, message, small_run, tmp_path):
+    model, out = small_run / "model.keras", tmp_path / "out"
+    if case == "missing":
+        model = tmp_path / "nope.keras"
+    elif case == "not_keras":
+        model = tmp_path / "fake.keras"
+        model.write_text("hello")
+    elif case == "lambda":
+        model = tmp_path / "lambda.keras"
+        _lambda_model(model)
+    elif case == "unwritable":
+        out = tmp_path / "file-not-folder"
+        out.write_text("x")
+        out = out / "sub"
+    code, stdout, err = run_cli("convert", str(model), "--out", str(out), "--formats", "tflite_fp32", "--data", "sample")
+    assert code == 2, (stdout, err)
+    assert message in err and "Traceback" not in err
+    assert not (tmp_path / "out" / "manifest.json").exists()
+
+
+def test_interrupted_conversion_leaves_no_artifact_or_manifest(small_run, tmp_path):
+    """SIGINT (Ctrl-C) mid-conversion: whatever exists is whole, and no manifest names a missing file."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "c"
+    proc = subprocess.Popen([sys.executable, "-m", "edgedigits", "convert", str(small_run / "model.keras"),
+                             "--out", str(out), "--data", "sample"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    deadline = time.time() + 120
+    while time.time() < deadline and not (out / "tiny.fp32.tflite").exists():
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode != 0
+    assert not (out / "manifest.json").exists()
+    assert not list(out.glob(".tmp-*"))
+    for f in out.glob("*.tflite"):
+        from ai_edge_litert.interpreter import Interpreter
+
+        Interpreter(model_path=str(f)).allocate_tensors()  # every file there is complete

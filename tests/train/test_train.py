@@ -1,0 +1,129 @@
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from tests.conftest import run_cli
+
+RUN_FILES = ["model.keras", "config.json", "history.csv", "curves.png", "confusion.png", "metrics.json",
+             "model_card.md"]
+
+
+def test_run_folder_has_every_file(small_run):
+    for name in RUN_FILES:
+        assert (small_run / name).is_file(), name
+    for png in ("curves.png", "confusion.png"):
+        assert (small_run / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    rows = list(csv.DictReader(open(small_run / "history.csv")))
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3]
+    assert all(float(r["loss"]) > 0 and 0 <= float(r["val_accuracy"]) <= 1 for r in rows)
+    metrics = json.loads((small_run / "metrics.json").read_text())
+    assert metrics["val_accuracy"] > 0.8, metrics  # 3 epochs on 3000 digits: far above chance
+    assert metrics["parameters"] <= 10_000 and "test_accuracy" in metrics
+    card = (small_run / "model_card.md").read_text()
+    config = json.loads((small_run / "config.json").read_text())
+    assert config["data_sha256"] in card and "bundled sample" in card and "CPU" in card
+    assert not list(small_run.glob(".tmp-*"))
+
+
+def test_registry_sizes_and_layers():
+    from edgedigits.train.models import REGISTRY, build
+
+    allowed = {"InputLayer", "Conv2D", "DepthwiseConv2D", "BatchNormalization", "ReLU", "MaxPooling2D",
+               "AveragePooling2D", "GlobalAveragePooling2D", "Dropout", "Dense", "Softmax", "Flatten"}
+    for name in REGISTRY:
+        m = build(name)
+        assert {type(layer).__name__ for layer in m.layers} <= allowed, name
+        assert m.input_shape == (None, 28, 28, 1) and m.output_shape == (None, 10)
+    assert build("tiny").count_params() <= 10_000
+    assert build("standard").count_params() < 100_000
+
+
+def test_stroke_width_augmentation_thickens_and_thins(sample):
+    import keras
+
+    from edgedigits.train.augment import StrokeWidth
+
+    x = (sample.train.images[:64] / 255.0).astype("float32")[..., None]
+    layer = StrokeWidth(0.5, seed=1)
+    y = keras.ops.convert_to_numpy(layer(x, training=True))
+    change = y.sum(axis=(1, 2, 3)) - x.sum(axis=(1, 2, 3))
+    assert (change > 0).any() and (change < 0).any()
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(layer(x, training=False)), x)
+
+
+def _train_cmd(out, epochs):
+    return [sys.executable, "-m", "edgedigits", "train", "--model", "tiny", "--data", "sample", "--limit", "2500",
+            "--epochs", str(epochs), "--batch-size", "32", "--lr", "0.005", "--out", str(out)]
+
+
+def test_resume_after_sigkill_matches_uninterrupted(tmp_path):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen(_train_cmd(killed, 4), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    state = killed / "checkpoint" / "state.json"
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        if state.exists() and json.loads(state.read_text())["epoch"] >= 1:
+            time.sleep(1.0)  # into epoch 2
+            break
+        time.sleep(0.1)
+    assert proc.poll() is None, "training ended before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done = json.loads(state.read_text())["epoch"]
+    assert 1 <= done < 4
+    code, out, err = run_cli("train", "--resume", str(killed), env=env)
+    assert code == 0, err
+    assert f"resuming after epoch {done}" in out
+    resumed = json.loads((killed / "metrics.json").read_text())
+    assert resumed["epochs_trained"] == 4
+    assert [int(r["epoch"]) for r in csv.DictReader(open(killed / "history.csv"))] == [1, 2, 3, 4]
+
+    whole = tmp_path / "whole"
+    subprocess.run(_train_cmd(whole, 4), check=True, capture_output=True, env=env)
+    straight = json.loads((whole / "metrics.json").read_text())
+    # the same result within noise: a few digits of 500 validation digits either way
+    assert abs(resumed["val_accuracy"] - straight["val_accuracy"]) < 0.04, (resumed, straight)
+
+
+def test_fine_tune_from_model_on_own_digits(small_run, tmp_path, sample):
+    from PIL import Image
+
+    for i in range(60):
+        sub = tmp_path / "mine" / str(sample.test.labels[i])
+        sub.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(255 - sample.test.images[i]).save(sub / f"{i}.png")
+    code, out, err = run_cli("train", "--from", str(small_run / "model.keras"), "--data", str(tmp_path / "mine"),
+                             "--epochs", "1", "--val-fraction", "0.2", "--out", str(tmp_path / "ft"))
+    assert code == 0, err
+    card = (tmp_path / "ft" / "model_card.md").read_text()
+    assert "fine-tuned from" in card and str(tmp_path / "mine") in card
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--data", "/nonexistent/x.csv"], "/nonexistent/x.csv: no such file or folder"),
+    (["--epochs", "0"], "--epochs 0: must be at least 1"),
+    (["--resume", "/tmp"], "/tmp: not a run folder"),
+    (["--from", "/nonexistent.keras"], "/nonexistent.keras: no such model file"),
+])
+def test_cli_errors_are_clear(args, message, tmp_path):
+    code, out, err = run_cli("train", "--out", str(tmp_path / "r"), *args)
+    assert code == 2, (out, err)
+    assert message in err and "Traceback" not in err
+
+
+def test_cli_help_and_offline_default(tmp_path):
+    code, out, _ = run_cli("train", "--help")
+    assert code == 0 and "examples:" in out and "--resume" in out
+    env = {"EDGEDIGITS_DATA": str(tmp_path / "cache"), "EDGEDIGITS_MNIST_MIRRORS": "http://127.0.0.1:9/"}
+    code, out, err = run_cli("train", "--model", "tiny", "--epochs", "1", "--limit", "500",
+                             "--out", str(tmp_path / "r"), env=env)
+    assert code == 0, err
+    assert "notice: full MNIST is not available" in out and "using the bundled sample" in out

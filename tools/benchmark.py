@@ -1,0 +1,293 @@
+"""`edgedigits benchmark`: the Keras model and every artifact of a manifest, side by side, in one run.
+
+Each row runs in a fresh worker process of its own, one after another, so every format starts under
+the same conditions and its load time and peak memory are its own. Latency is measured the way a
+device calls the model: one image at a time through the deploy runner, with the thread count stated.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+
+from edgedigits.errors import EdgeDigitsError
+
+SCHEMA_VERSION = 1
+KERAS = "keras"
+
+
+@dataclass
+class BenchConfig:
+    threads: int = 1
+    runs: int = 500  # batch-1 latency samples after warm-up
+    warmup: int = 50
+    batches: tuple[int, ...] = (32, 256)  # throughput batch sizes
+    data: str = "auto"  # test digits: full MNIST test set when cached, else the bundled sample's
+    limit: int = 0
+    target: str = "cpu"
+
+
+# ------------------------------------------------------------------------------ the worker (a child)
+def _percentiles(samples: list[float]) -> dict:
+    ms = np.asarray(samples) * 1000
+    return {f"p{q}_ms": float(np.percentile(ms, q)) for q in (50, 95, 99)}
+
+
+def _load(kind: str, path: str, threads: int, target: str):
+    """A callable (N,28,28) uint8 -> (N,10) for one row, and a batch-1 callable for latency."""
+    if kind == KERAS:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+        import tensorflow as tf
+
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+        from edgedigits.train.io import load_keras_model
+
+        model = load_keras_model(path)
+
+        def run(d):  # predict_on_batch: Keras' lowest-overhead call, the fair baseline
+            return np.asarray(model.predict_on_batch((d.astype(np.float32) / 255.0)[..., None]))
+        return run
+    from edgedigits.deploy.runners import load_runner
+
+    return load_runner(path, threads, "edgetpu" if kind == "edgetpu" and target == "edgetpu" else "cpu")
+
+
+def worker(spec: dict) -> dict:
+    """Measure one row. spec: kind, path, threads, runs, warmup, batches, data(npz path), target."""
+    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with np.load(spec["data"]) as z:
+        x, y = z["x"], z["y"]
+    t0 = time.perf_counter()
+    run = _load(spec["kind"], spec["path"], spec["threads"], spec["target"])
+    load_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    run(x[:1])
+    first_s = time.perf_counter() - t0
+    for i in range(spec["warmup"]):
+        run(x[i % len(x): i % len(x) + 1])
+    lat = []
+    for i in range(spec["runs"]):
+        j = i % len(x)
+        t0 = time.perf_counter()
+        run(x[j:j + 1])
+        lat.append(time.perf_counter() - t0)
+    throughput = {}
+    for b in spec["batches"]:
+        xb = x[:b] if len(x) >= b else np.resize(x, (b, 28, 28))
+        run(xb)  # warm-up at this size (a resize for LiteRT)
+        reps = max(3, 2000 // b)
+        t0 = time.perf_counter()
+        for _ in range(reps):
+            run(xb)
+        throughput[str(b)] = b * reps / (time.perf_counter() - t0)
+    bs = 256
+    pred = np.concatenate([run(x[i:i + bs]).argmax(1) for i in range(0, len(x), bs)])
+    rss1 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return {"load_ms": load_s * 1000, "first_inference_ms": first_s * 1000, **_percentiles(lat),
+            "throughput": throughput, "accuracy": float(np.mean(pred == y)), "pred": pred.tolist(),
+            "peak_rss_mb": rss1 / 1024, "model_rss_mb": (rss1 - rss0) / 1024}
+
+
+def _worker_main() -> None:
+    spec = json.loads(sys.argv[2])
+    try:
+        out = worker(spec)
+    except Exception as e:  # report in the row; the parent carries on with the others
+        out = {"error": f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"}
+    print("@@RESULT@@" + json.dumps(out))
+
+
+# ----------------------------------------------------------------------------------- the parent
+def run_row(kind: str, path: Path, data_npz: Path, cfg: BenchConfig, timeout_s: int = 600) -> dict:
+    spec = {"kind": kind, "path": str(path), "threads": cfg.threads, "runs": cfg.runs, "warmup": cfg.warmup,
+            "batches": list(cfg.batches), "data": str(data_npz), "target": cfg.target}
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "OMP_NUM_THREADS": str(cfg.threads)}
+    try:
+        proc = subprocess.run([sys.executable, "-m", "edgedigits.tools.benchmark", "--worker", json.dumps(spec)],
+                              capture_output=True, text=True, timeout=timeout_s, env=env)
+    except subprocess.TimeoutExpired:
+        return {"error": f"timed out after {timeout_s} s"}
+    for line in proc.stdout.splitlines():
+        if line.startswith("@@RESULT@@"):
+            return json.loads(line[len("@@RESULT@@"):])
+    tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+    return {"error": f"worker exited {proc.returncode}: {tail}"}
+
+
+def test_digits(cfg: BenchConfig, say=print):
+    from edgedigits.train import data as D
+
+    ds = D.load(cfg.data, say)
+    if ds.test is None:
+        raise EdgeDigitsError(f"{cfg.data}: has no test set to benchmark on")
+    test = ds.test if not cfg.limit or cfg.limit >= len(ds.test) else D.stratified(ds.test, cfg.limit, seed=3)
+    return test
+
+
+def library_versions() -> dict:
+    out = {"python": platform.python_version()}
+    for n in ("edgedigits", "tensorflow", "keras", "ai-edge-litert", "tflite-runtime", "onnxruntime", "numpy", "opencv-python"):
+        try:
+            out[n] = metadata.version(n)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def benchmark(manifest_path: Path, cfg: BenchConfig, workdir: Path, say=print) -> dict:
+    from edgedigits.convert.manifest import load_manifest
+
+    m = load_manifest(manifest_path)
+    test = test_digits(cfg, say)
+    data_npz = workdir / "bench_digits.npz"
+    np.savez(data_npz, x=test.images, y=test.labels)
+    say(f"benchmarking {m.path} on {len(test)} digits of {test.source}; {cfg.threads} thread(s), "
+        f"{cfg.runs} batch-1 runs per row")
+    rows = []
+    baseline_pred = None
+    entries = [{"format": KERAS, "file": m.data["source"]["file"], "precision": "float32", "runtime": "keras",
+                "status": "passed", "reason": ""}] + m.artifacts
+    for e in entries:
+        row = {k: e.get(k) for k in ("format", "file", "precision", "runtime")}
+        row["status"], row["reason"] = e["status"], e.get("reason", "")
+        path = m.folder / e["file"] if e.get("file") else None
+        row["size_bytes"] = path.stat().st_size if path else None
+        if e["status"] == "export_failed":
+            rows.append(row)
+            say(f"  {row['format']:<15} export failed: {row['reason']}")
+            continue
+        kind = KERAS if e["format"] == KERAS else ("edgetpu" if e["format"] == "edgetpu" else "runner")
+        if kind == "edgetpu" and cfg.target != "edgetpu":
+            row.update(status="skipped", reason="Edge TPU rows run with --target edgetpu")
+            rows.append(row)
+            continue
+        r = run_row(kind, path, data_npz, cfg)
+        if "error" in r:
+            if kind == "edgetpu":
+                row.update(status="skipped", reason=f"no Edge TPU: {r['error']}")
+            else:
+                row.update(status="run_failed", reason=r["error"])
+            rows.append(row)
+            say(f"  {row['format']:<15} {row['status']}: {row['reason']}")
+            continue
+        pred = np.asarray(r.pop("pred"))
+        if baseline_pred is None and e["format"] == KERAS:
+            baseline_pred = pred
+        row.update(r)
+        row["agreement"] = float(np.mean(pred == baseline_pred)) if baseline_pred is not None else None
+        rows.append(row)
+        say(f"  {row['format']:<15} acc {row['accuracy']:.2%}  p50 {row['p50_ms']:.3f} ms")
+    base = rows[0] if rows and rows[0]["format"] == KERAS and "accuracy" in rows[0] else None
+    for row in rows:
+        if base and "accuracy" in row:
+            row["delta_pp"] = 100 * (row["accuracy"] - base["accuracy"])
+            row["speedup_vs_keras"] = base["p50_ms"] / row["p50_ms"]
+    return {"schema_version": SCHEMA_VERSION, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "manifest": str(m.path), "model": m.data["source"]["model"], "data": test.source,
+            "digits": len(test), "threads": cfg.threads, "runs": cfg.runs,
+            "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+                        "cpus": os.cpu_count()},
+            "libraries": library_versions(), "rows": rows}
+
+
+# ---------------------------------------------------------------------------------- reporting
+COLUMNS = [("format", "{}"), ("precision", "{}"), ("size KiB", "{:.1f}"), ("accuracy", "{:.2%}"),
+           ("delta pp", "{:+.2f}"), ("agree", "{:.2%}"), ("load ms", "{:.1f}"), ("first ms", "{:.2f}"),
+           ("p50 ms", "{:.3f}"), ("p95 ms", "{:.3f}"), ("p99 ms", "{:.3f}"), ("x keras", "{:.1f}"),
+           ("img/s b32", "{:.0f}"), ("img/s b256", "{:.0f}"), ("peak MB", "{:.0f}"), ("status", "{}")]
+
+
+def _cells(row: dict) -> list[str]:
+    vals = [row["format"], (row.get("precision") or "").split(",")[0],
+            row["size_bytes"] / 1024 if row.get("size_bytes") else None, row.get("accuracy"),
+            row.get("delta_pp"), row.get("agreement"), row.get("load_ms"), row.get("first_inference_ms"),
+            row.get("p50_ms"), row.get("p95_ms"), row.get("p99_ms"), row.get("speedup_vs_keras"),
+            (row.get("throughput") or {}).get("32"), (row.get("throughput") or {}).get("256"),
+            row.get("peak_rss_mb"), row["status"] + (f" ({row['reason'][:60]})" if row.get("reason") else "")]
+    return ["-" if v is None else fmt.format(v) for v, (_, fmt) in zip(vals, COLUMNS)]
+
+
+def table(report: dict) -> str:
+    cells = [[c for c, _ in COLUMNS]] + [_cells(r) for r in report["rows"]]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(COLUMNS))]
+    return "\n".join("  ".join(c.ljust(w) if i in (0, 1, len(COLUMNS) - 1) else c.rjust(w)
+                               for i, (c, w) in enumerate(zip(r, widths))) for r in cells)
+
+
+def markdown(report: dict, command: str = "") -> str:
+    head = "| " + " | ".join(c for c, _ in COLUMNS) + " |\n|" + "---|" * len(COLUMNS) + "\n"
+    body = "".join("| " + " | ".join(_cells(r)) + " |\n" for r in report["rows"])
+    libs = ", ".join(f"{k} {v}" for k, v in report["libraries"].items())
+    return (f"Model `{report['model']}`, {report['digits']} digits of {report['data']}; batch-1 latency over "
+            f"{report['runs']} runs with {report['threads']} thread(s); each row in a fresh process.\n\n"
+            + head + body + f"\nMachine: {report['machine']['processor']}, {report['machine']['cpus']} CPUs, "
+            f"{report['machine']['platform']}. Libraries: {libs}. Generated {report['created']}"
+            + (f" by `{command}`" if command else "") + ".\n")
+
+
+def plot(report: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [r for r in report["rows"] if "p50_ms" in r]
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for r in rows:
+        ax.scatter(r["p50_ms"], 100 * r["accuracy"], s=max(20, r["size_bytes"] / 1024), alpha=0.6)
+        ax.annotate(r["format"], (r["p50_ms"], 100 * r["accuracy"]), fontsize=8, xytext=(5, 5),
+                    textcoords="offset points")
+    ax.set(xscale="log", xlabel=f"batch-1 latency p50, ms (log; {report['threads']} thread)",
+           ylabel="accuracy, %", title=f"{report['model']}: accuracy against latency (marker area: file size)")
+    ax.grid(alpha=0.3, which="both")
+    fig.tight_layout()
+    tmp = path.with_name(f".tmp-{path.name}")
+    fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
+    tmp.replace(path)
+
+
+# --------------------------------------------------------------------------------------- gates
+def gates(report: dict, min_accuracy: float | None, max_drop: float | None, compare: dict | None,
+          tolerance: float = 0.25, accuracy_tolerance_pp: float = 0.1) -> list[str]:
+    """Failures, as sentences. min_accuracy in percent; max_drop in points against the Keras row."""
+    if min_accuracy is None and max_drop is None and compare is None:
+        return []  # no gate asked for: the table reports, it does not judge
+    fails = []
+    rows = {r["format"]: r for r in report["rows"]}
+    for r in report["rows"]:
+        if r["status"] in ("check_failed", "export_failed", "run_failed"):
+            fails.append(f"{r['format']}: {r['status']}: {r.get('reason', '')}")
+        if "accuracy" not in r:
+            continue
+        if min_accuracy is not None and 100 * r["accuracy"] < min_accuracy:
+            fails.append(f"{r['format']}: accuracy {r['accuracy']:.2%} is below --min-accuracy {min_accuracy}%")
+        if max_drop is not None and r.get("delta_pp") is not None and -r["delta_pp"] > max_drop:
+            fails.append(f"{r['format']}: {-r['delta_pp']:.2f} points below Keras, more than --max-drop {max_drop}")
+    for old in (compare or {}).get("rows", []):
+        new = rows.get(old["format"])
+        if not new or "accuracy" not in new or "accuracy" not in old:
+            continue
+        if 100 * (old["accuracy"] - new["accuracy"]) > accuracy_tolerance_pp:
+            fails.append(f"{old['format']}: accuracy fell from {old['accuracy']:.2%} to {new['accuracy']:.2%}")
+        # latency is compared as the ratio to Keras measured in the same run: machines differ, ratios hold
+        if old.get("speedup_vs_keras") and new.get("speedup_vs_keras") and old["format"] != KERAS:
+            if new["speedup_vs_keras"] < old["speedup_vs_keras"] * (1 - tolerance):
+                fails.append(f"{old['format']}: {new['speedup_vs_keras']:.1f}x Keras, was "
+                             f"{old['speedup_vs_keras']:.1f}x (more than {tolerance:.0%} slower)")
+    return fails
+
+
+if __name__ == "__main__" and len(sys.argv) > 2 and sys.argv[1] == "--worker":
+    _worker_main()

@@ -1,0 +1,78 @@
+"""`edgedigits train`."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+import time
+from dataclasses import fields
+from pathlib import Path
+
+from edgedigits.errors import EdgeDigitsError
+
+
+
+def add_train(make, sub) -> None:
+    from edgedigits.train.models import REGISTRY
+    from edgedigits.train.trainer import TrainConfig
+
+    d = TrainConfig()
+    p = make(sub, "train", "Train a digit CNN and write a run folder (model, curves, metrics, model card).", """\
+        examples:
+          edgedigits train                               # 'standard' on full MNIST (or the bundled sample offline)
+          edgedigits train --model tiny --epochs 20
+          edgedigits train --data my_digits/ --from runs/train/standard-x/model.keras --epochs 5
+          edgedigits train --resume runs/train/standard-20261127-101500   # after a crash or Ctrl-C
+
+        data sources (--data):
+          auto      full MNIST if cached or downloadable, else the bundled sample (with a notice)
+          mnist     full MNIST; cache in $EDGEDIGITS_DATA/mnist (default ~/.cache/edgedigits/mnist)
+          sample    the bundled 5,000-digit subset of MNIST
+          DIR       the four MNIST IDX files (.gz or raw), or sub-folders 0/ .. 9/ of your own images
+          FILE.csv  Kaggle Digit Recognizer train.csv;  FILE.npz  Keras' mnist.npz layout""")
+    p.add_argument("--model", choices=sorted(REGISTRY), default=d.model, help="registry model to build")
+    p.add_argument("--data", default=d.data, help="data source (see below)")
+    p.add_argument("--epochs", type=int, default=d.epochs, help="maximum epochs (early stopping may end sooner)")
+    p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument("--lr", type=float, default=d.learning_rate, help="peak learning rate (cosine schedule)")
+    p.add_argument("--patience", type=int, default=d.patience, help="early stop after this many epochs without a better validation loss")
+    p.add_argument("--val-fraction", type=float, default=d.val_fraction, help="share of the training data held out for validation")
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--limit", type=int, default=d.limit, help="train on only this many digits (0: all)")
+    p.add_argument("--no-augment", action="store_true", help="train without augmentation")
+    p.add_argument("--from", dest="init_from", metavar="MODEL.keras", help="fine-tune this model instead of a new one")
+    p.add_argument("--backend", choices=["tensorflow", "jax", "torch"], help="Keras backend (default: $KERAS_BACKEND, else one that sees a GPU)")
+    p.add_argument("--out", type=Path, help="run folder (default: runs/train/<model>-<time>)")
+    p.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue an interrupted run from its last checkpoint")
+    p.set_defaults(run=run_train)
+
+
+def run_train(args) -> int:
+    from edgedigits.train.trainer import TrainConfig, train
+
+    command = "edgedigits " + shlex.join(sys.argv[1:])
+    if args.resume:
+        cfg_file = args.resume / "config.json"
+        if not cfg_file.is_file():
+            raise EdgeDigitsError(f"{args.resume}: not a run folder (no config.json); nothing to resume")
+        saved = json.loads(cfg_file.read_text())
+        cfg = TrainConfig(**{f.name: saved[f.name] for f in fields(TrainConfig) if f.name in saved})
+        cfg.command = saved.get("command", command)
+        train(cfg, args.resume, resume=True)
+        return 0
+    if args.epochs < 1:
+        raise EdgeDigitsError(f"--epochs {args.epochs}: must be at least 1")
+    if not 0 < args.val_fraction < 1:
+        raise EdgeDigitsError(f"--val-fraction {args.val_fraction}: must be between 0 and 1")
+    cfg = TrainConfig(model=args.model, data=args.data, epochs=args.epochs, batch_size=args.batch_size,
+                      learning_rate=args.lr, patience=args.patience, val_fraction=args.val_fraction,
+                      seed=args.seed, limit=args.limit, augment=not args.no_augment,
+                      init_from=str(args.init_from or ""), backend=args.backend or "", command=command)
+    if cfg.init_from:
+        cfg.learning_rate = args.lr if args.lr != TrainConfig.learning_rate else args.lr / 10
+    out = args.out or Path("runs/train") / f"{args.model}-{time.strftime('%Y%m%d-%H%M%S')}"
+    if (out / "config.json").exists():
+        raise EdgeDigitsError(f"{out}: already holds a run; use --resume {out} or another --out")
+    train(cfg, out)
+    return 0

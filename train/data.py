@@ -1,0 +1,331 @@
+"""Digit data loaders. NumPy only: importable without TensorFlow.
+
+Every loader returns a `Digits`: images `(N, 28, 28) uint8`, white digit on black (the MNIST
+convention), and labels `(N,) uint8` in 0..9, or None for an unlabelled set (Kaggle's test.csv).
+Bad input raises `DataError` naming the file, the place in it and the problem.
+
+Sources, as `load(spec)` understands them:
+    auto                   mnist when it is cached or downloadable, else sample (with a notice)
+    mnist                  full MNIST from the cache, downloaded with checksums if missing (mnist.py)
+    sample                 the bundled stratified subset that ships inside the package
+    DIR with IDX files     train-images-idx3-ubyte[.gz] and friends
+    FILE.csv               Kaggle Digit Recognizer (train.csv: label,pixel0..pixel783; test.csv: no label)
+    FILE.npz               Keras' mnist.npz layout (x_train, y_train, x_test, y_test), read without pickle
+    DIR with 0/ .. 9/      a folder of a user's own digit images, one sub-folder per class
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edgedigits.errors import DataError
+
+IMAGE_MAGIC = 2051  # IDX: unsigned byte, 3 dimensions
+LABEL_MAGIC = 2049  # IDX: unsigned byte, 1 dimension
+SAMPLE_PATH = Path(__file__).with_name("sample") / "mnist_sample.npz"
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".pgm", ".tif", ".tiff", ".webp"}
+
+
+@dataclass(frozen=True)
+class Digits:
+    images: np.ndarray  # (N, 28, 28) uint8, white on black
+    labels: np.ndarray | None  # (N,) uint8 in 0..9, or None when unlabelled
+    source: str  # where they came from, for model cards and reports
+
+    def __post_init__(self):
+        if self.images.ndim != 3 or self.images.shape[1:] != (28, 28) or self.images.dtype != np.uint8:
+            raise DataError(f"{self.source}: expected (N, 28, 28) uint8 images, got "
+                            f"{self.images.shape} {self.images.dtype}")
+        if self.labels is not None and self.labels.shape != (len(self.images),):
+            raise DataError(f"{self.source}: {len(self.images)} images but labels of shape {self.labels.shape}")
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def sha256(self) -> str:
+        """Hash of the pixels and labels, so a model card says exactly what it was trained on."""
+        h = hashlib.sha256(self.images.tobytes())
+        if self.labels is not None:
+            h.update(self.labels.tobytes())
+        return h.hexdigest()
+
+    def subset(self, index: np.ndarray, source: str | None = None) -> Digits:
+        labels = None if self.labels is None else self.labels[index]
+        return Digits(self.images[index], labels, source or self.source)
+
+
+@dataclass(frozen=True)
+class Dataset:
+    train: Digits
+    test: Digits | None  # the final-report set; never used to choose models or epochs
+
+
+# ----------------------------------------------------------------------------------------- IDX files
+def _read_maybe_gzip(path: Path) -> bytes:
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        raise DataError(f"{path}: cannot read: {e.strerror or e}") from None
+    if raw[:2] != b"\x1f\x8b":
+        return raw
+    try:
+        return gzip.decompress(raw)
+    except (EOFError, OSError, gzip.BadGzipFile) as e:
+        raise DataError(f"{path}: corrupt or truncated gzip archive ({e})") from None
+
+
+def parse_idx(data: bytes, path: Path | str, expect_magic: int) -> np.ndarray:
+    """Parse IDX bytes: a big-endian int32 magic, the dimension sizes, then row-major uint8."""
+    ndim = {IMAGE_MAGIC: 3, LABEL_MAGIC: 1}[expect_magic]
+    header = 4 * (1 + ndim)
+    if len(data) < header:
+        raise DataError(f"{path}: file is {len(data)} bytes, shorter than the {header}-byte IDX header")
+    magic = int.from_bytes(data[:4], "big")
+    if magic != expect_magic:
+        kind = "images" if expect_magic == IMAGE_MAGIC else "labels"
+        raise DataError(f"{path}: byte 0: magic number {magic}, expected {expect_magic} for IDX {kind}")
+    dims = tuple(int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    if ndim == 3 and dims[1:] != (28, 28):
+        raise DataError(f"{path}: header: images are {dims[1]}x{dims[2]}, expected 28x28")
+    expected = header + int(np.prod(dims))
+    if len(data) != expected:
+        raise DataError(f"{path}: header says {dims} ({expected} bytes) but the data is {len(data)} bytes"
+                        + (" (truncated)" if len(data) < expected else " (trailing bytes)"))
+    return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(dims)
+
+
+def load_idx(path: Path | str, expect_magic: int) -> np.ndarray:
+    path = Path(path)
+    return parse_idx(_read_maybe_gzip(path), path, expect_magic)
+
+
+def _check_labels(labels: np.ndarray, path: Path | str) -> np.ndarray:
+    bad = np.flatnonzero(labels > 9)
+    if bad.size:
+        raise DataError(f"{path}: item {bad[0]}: label {labels[bad[0]]}, expected a digit 0..9")
+    return labels
+
+
+def _idx_file(folder: Path, stem: str) -> Path:
+    for name in (stem, stem + ".gz"):
+        if (folder / name).is_file():
+            return folder / name
+    raise DataError(f"{folder}: missing {stem}[.gz]")
+
+
+def load_idx_pair(images: Path, labels: Path) -> Digits:
+    x = load_idx(images, IMAGE_MAGIC)
+    y = _check_labels(load_idx(labels, LABEL_MAGIC), labels)
+    if len(x) != len(y):
+        raise DataError(f"{images}: {len(x)} images but {labels} holds {len(y)} labels")
+    return Digits(x, y, str(images))
+
+
+def load_idx_folder(folder: Path) -> Dataset:
+    train = load_idx_pair(_idx_file(folder, "train-images-idx3-ubyte"), _idx_file(folder, "train-labels-idx1-ubyte"))
+    test = None
+    if any((folder / f"t10k-images-idx3-ubyte{s}").is_file() for s in ("", ".gz")):
+        test = load_idx_pair(_idx_file(folder, "t10k-images-idx3-ubyte"), _idx_file(folder, "t10k-labels-idx1-ubyte"))
+    return Dataset(train, test)
+
+
+# ------------------------------------------------------------------------------------- Kaggle CSV
+def load_kaggle_csv(path: Path | str) -> Digits:
+    """Kaggle Digit Recognizer: train.csv (label, pixel0..pixel783) or test.csv (pixel0..pixel783)."""
+    path = Path(path)
+    try:
+        with open(path, encoding="utf-8") as f:
+            header = f.readline().strip().split(",")
+            rows = f.read()
+    except (OSError, UnicodeDecodeError) as e:
+        raise DataError(f"{path}: cannot read as CSV text: {e}") from None
+    pixels = [f"pixel{i}" for i in range(784)]
+    if header == ["label"] + pixels:
+        has_label = True
+    elif header == pixels:
+        has_label = False
+    else:
+        raise DataError(f"{path}: line 1: header has {len(header)} columns; expected 'label,pixel0..pixel783' "
+                        f"(785, Kaggle train.csv) or 'pixel0..pixel783' (784, test.csv)")
+    ncols = 785 if has_label else 784
+    try:  # numpy's C parser; on any failure, scan the lines again to say which one is wrong
+        table = np.loadtxt(io.StringIO(rows), delimiter=",", dtype=np.int64, ndmin=2)
+    except ValueError:
+        _raise_csv_error(path, rows, ncols)
+    if table.size == 0:
+        raise DataError(f"{path}: no data rows after the header")
+    px = table[:, 1:] if has_label else table
+    bad = np.argwhere((px < 0) | (px > 255))
+    if bad.size:
+        r, c = bad[0]
+        raise DataError(f"{path}: line {r + 2}: pixel{c} = {px[r, c]}, expected 0..255")
+    labels = None
+    if has_label:
+        lab = table[:, 0]
+        badl = np.flatnonzero((lab < 0) | (lab > 9))
+        if badl.size:
+            raise DataError(f"{path}: line {badl[0] + 2}: label {lab[badl[0]]}, expected a digit 0..9")
+        labels = lab.astype(np.uint8)
+    return Digits(px.astype(np.uint8).reshape(-1, 28, 28), labels, str(path))
+
+
+def _raise_csv_error(path: Path, rows: str, ncols: int):
+    for lineno, line in enumerate(rows.splitlines(), start=2):
+        if not line.strip():
+            continue
+        cells = line.split(",")
+        if len(cells) != ncols:
+            raise DataError(f"{path}: line {lineno}: {len(cells)} columns, expected {ncols}")
+        for col, cell in enumerate(cells):
+            try:
+                int(cell)
+            except ValueError:
+                raise DataError(f"{path}: line {lineno}, column {col + 1}: {cell.strip()!r} is not an integer") from None
+    raise DataError(f"{path}: not a table of integers")
+
+
+# ------------------------------------------------------------------------------------------ NPZ
+def load_npz(path: Path | str) -> Dataset:
+    """Keras' mnist.npz layout. allow_pickle stays False: an npz from anywhere is data, not code."""
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+    except (OSError, ValueError, EOFError) as e:
+        raise DataError(f"{path}: not a readable .npz without pickle: {e}") from None
+    missing = [k for k in ("x_train", "y_train") if k not in arrays]
+    if missing:
+        raise DataError(f"{path}: missing arrays {missing}; expected Keras' mnist.npz layout "
+                        f"(x_train, y_train, x_test, y_test), found {sorted(arrays)}")
+
+    def split(xk: str, yk: str) -> Digits:
+        x, y = arrays[xk], arrays[yk]
+        if x.ndim != 3 or x.shape[1:] != (28, 28):
+            raise DataError(f"{path}: {xk} has shape {x.shape}, expected (N, 28, 28)")
+        if x.dtype != np.uint8:
+            if x.size and (x.min() < 0 or x.max() > 255):
+                raise DataError(f"{path}: {xk} holds values outside 0..255")
+            x = x.astype(np.uint8)
+        y = _check_labels(np.asarray(y).astype(np.int64), f"{path}: {yk}").astype(np.uint8)
+        if len(x) != len(y):
+            raise DataError(f"{path}: {xk} has {len(x)} images but {yk} has {len(y)} labels")
+        return Digits(x, y, f"{path}:{xk}")
+
+    test = split("x_test", "y_test") if "x_test" in arrays and "y_test" in arrays else None
+    return Dataset(split("x_train", "y_train"), test)
+
+
+# --------------------------------------------------------------------------------- image folders
+def image_to_mnist(gray: np.ndarray) -> np.ndarray:
+    """A grayscale image of one digit -> (28, 28) uint8 white on black.
+
+    Dark-on-light images (ink on paper) are inverted; other sizes are resized with area averaging.
+    """
+    if gray.mean() > 127:
+        gray = 255 - gray
+    if gray.shape != (28, 28):
+        from PIL import Image
+
+        gray = np.asarray(Image.fromarray(gray).resize((28, 28), Image.Resampling.BOX))
+    return gray.astype(np.uint8)
+
+
+def load_folder(folder: Path | str) -> Digits:
+    """A folder with sub-folders 0/ .. 9/ of digit images (any size; see image_to_mnist)."""
+    from PIL import Image, UnidentifiedImageError
+
+    folder = Path(folder)
+    images, labels = [], []
+    for digit in range(10):
+        sub = folder / str(digit)
+        if not sub.is_dir():
+            continue
+        for f in sorted(sub.iterdir()):
+            if f.suffix.lower() not in IMAGE_SUFFIXES:
+                continue
+            try:
+                with Image.open(f) as im:
+                    gray = np.asarray(im.convert("L"))
+            except (OSError, UnidentifiedImageError) as e:
+                raise DataError(f"{f}: not a readable image: {e}") from None
+            images.append(image_to_mnist(gray))
+            labels.append(digit)
+    if not images:
+        raise DataError(f"{folder}: no digit images found; expected sub-folders 0/ .. 9/ holding "
+                        f"{', '.join(sorted(IMAGE_SUFFIXES))} files")
+    return Digits(np.stack(images), np.asarray(labels, np.uint8), str(folder))
+
+
+# -------------------------------------------------------------------------------------- sample
+def load_sample() -> Dataset:
+    """The bundled subset of MNIST (see sample/README.md for provenance and licence)."""
+    ds = load_npz(SAMPLE_PATH)
+    return Dataset(Digits(ds.train.images, ds.train.labels, "bundled sample (MNIST train subset)"),
+                   Digits(ds.test.images, ds.test.labels, "bundled sample (MNIST test subset)"))
+
+
+# ---------------------------------------------------------------------------------- dispatcher
+def load(spec: str | os.PathLike, say=print) -> Dataset:
+    """Load a data source named on the command line (see the module docstring)."""
+    spec = str(spec)
+    if spec == "auto":  # full MNIST when it is cached or can be downloaded, else the bundled sample
+        from edgedigits.train.mnist import load_mnist
+
+        try:
+            return load_mnist()
+        except DataError as e:
+            say(f"notice: full MNIST is not available ({str(e).splitlines()[0]}); using the bundled sample")
+            return load_sample()
+    if spec == "sample":
+        return load_sample()
+    if spec == "mnist":
+        from edgedigits.train.mnist import load_mnist
+
+        return load_mnist()
+    path = Path(spec)
+    if not path.exists():
+        raise DataError(f"{path}: no such file or folder (expected 'mnist', 'sample', an IDX folder, "
+                        f"a Kaggle .csv, an .npz, or a folder with 0/ .. 9/)")
+    if path.is_dir():
+        if any(path.glob("train-images-idx3-ubyte*")):
+            return load_idx_folder(path)
+        return Dataset(load_folder(path), None)
+    if path.suffix.lower() == ".csv":
+        return Dataset(load_kaggle_csv(path), None)
+    if path.suffix.lower() == ".npz":
+        return load_npz(path)
+    if "idx" in path.name:
+        raise DataError(f"{path}: name the folder that holds the IDX files, not one file")
+    raise DataError(f"{path}: unknown data format '{path.suffix}'; expected .csv, .npz or a folder")
+
+
+def train_val_split(digits: Digits, val_fraction: float = 0.1, seed: int = 0) -> tuple[Digits, Digits]:
+    """Stratified split with a fixed seed: validation data for choosing epochs and models."""
+    if digits.labels is None:
+        raise DataError(f"{digits.source}: unlabelled data cannot be split for training")
+    rng = np.random.default_rng(seed)
+    val_idx = []
+    for c in range(10):
+        idx = np.flatnonzero(digits.labels == c)
+        rng.shuffle(idx)
+        val_idx.append(idx[: int(round(len(idx) * val_fraction))])
+    val = np.sort(np.concatenate(val_idx))
+    mask = np.ones(len(digits), bool)
+    mask[val] = False
+    train = np.flatnonzero(mask)
+    return digits.subset(train, digits.source + " [train split]"), digits.subset(val, digits.source + " [val split]")
+
+
+def stratified(digits: Digits, n: int, seed: int = 0) -> Digits:
+    """n digits with the classes in equal shares (calibration sets, bundled sample)."""
+    rng = np.random.default_rng(seed)
+    per = [np.flatnonzero(digits.labels == c) for c in range(10)]
+    take = [rng.choice(ix, size=min(len(ix), n // 10 + (c < n % 10)), replace=False) for c, ix in enumerate(per)]
+    return digits.subset(np.sort(np.concatenate(take)))

@@ -1,0 +1,109 @@
+"""Pictures and cards for a training run: loss curves, confusion matrix, model card."""
+
+from __future__ import annotations
+
+import platform
+import sys
+import time
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only; no display needed
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=110)
+    tmp.replace(path)
+
+
+def plot_curves(history: list[dict], path: Path, title: str = "") -> None:
+    plt = _pyplot()
+    ep = [h["epoch"] for h in history]
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
+    a.plot(ep, [h["loss"] for h in history], "o-", label="training")
+    a.plot(ep, [h["val_loss"] for h in history], "o-", label="validation")
+    a.set(xlabel="epoch", ylabel="loss", title="loss")
+    b.plot(ep, [100 * h["accuracy"] for h in history], "o-", label="training (augmented)")
+    b.plot(ep, [100 * h["val_accuracy"] for h in history], "o-", label="validation")
+    b.set(xlabel="epoch", ylabel="accuracy (%)", title="accuracy")
+    for ax in (a, b):
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    _save(fig, path)
+    plt.close(fig)
+
+
+def confusion(y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
+    m = np.zeros((10, 10), np.int64)
+    np.add.at(m, (y_true.astype(int), y_pred.astype(int)), 1)
+    return m
+
+
+def plot_confusion(y_true: np.ndarray, y_pred: np.ndarray, path: Path, title: str = "") -> None:
+    plt = _pyplot()
+    m = confusion(y_true, y_pred)
+    fig, ax = plt.subplots(figsize=(6, 5.5))
+    off = m.copy()
+    np.fill_diagonal(off, 0)
+    ax.imshow(off, cmap="Reds")  # colour shows the mistakes; the diagonal would drown them
+    for i in range(10):
+        for j in range(10):
+            if m[i, j]:
+                ax.text(j, i, m[i, j], ha="center", va="center", fontsize=7,
+                        color="black" if i != j else "tab:green")
+    ax.set(xticks=range(10), yticks=range(10), xlabel="predicted", ylabel="true",
+           title=f"{title}\naccuracy {np.trace(m) / max(m.sum(), 1):.2%}")
+    fig.tight_layout()
+    _save(fig, path)
+    plt.close(fig)
+
+
+def library_versions(names=("edgedigits", "keras", "tensorflow", "jax", "torch", "numpy")) -> dict:
+    out = {"python": platform.python_version()}
+    for n in names:
+        try:
+            out[n] = metadata.version(n)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def write_model_card(path: Path, cfg, metrics: dict) -> None:
+    versions = ", ".join(f"{k} {v}" for k, v in library_versions().items())
+    test = (f"{metrics['test_accuracy']:.2%} on {metrics['test_digits']} digits of {metrics['test_source']}"
+            if "test_accuracy" in metrics else "not measured (no test set with this data)")
+    text = f"""# Model card: {cfg.model}
+
+| | |
+| --- | --- |
+| model | `{cfg.model}`{' (fine-tuned from `' + cfg.init_from + '`)' if cfg.init_from else ''}, {metrics['parameters']:,} parameters |
+| input | (N, 28, 28, 1) float32 in [0, 1]: pixel / 255, white digit on black (MNIST convention) |
+| output | (N, 10) softmax probabilities for the digits 0..9 |
+| data | {cfg.data_source} |
+| data SHA-256 | `{cfg.data_sha256}` (pixels then labels of the training set) |
+| split | {cfg.val_fraction:.0%} of the training data held out for validation, seed {cfg.seed} |
+| training | {metrics['epochs_trained']} epochs (best {metrics['best_epoch']}), batch {cfg.batch_size}, AdamW lr {cfg.learning_rate} cosine, label smoothing {cfg.label_smoothing}, augmentation {'on' if cfg.augment else 'off'} |
+| validation accuracy | {metrics['val_accuracy']:.2%} on {metrics['val_digits']} digits |
+| test accuracy | {test} |
+| device | {cfg.device}, Keras backend {cfg.backend}{', mixed precision' if cfg.mixed_precision else ''} |
+| time | {metrics['seconds_per_epoch']:.1f} s per epoch (median); written {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} |
+| command | `{cfg.command or ' '.join(sys.argv)}` |
+| libraries | {versions} |
+
+Licence of the data: MNIST (LeCun, Cortes, Burges), CC BY-SA 3.0.
+"""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
