@@ -15,15 +15,20 @@ def register(make, sub) -> None:
           edgedigits deploy --source video.mp4 --headless --smooth 0.5
           edgedigits deploy --source rtsp://192.168.1.20/stream
           edgedigits deploy --manifest out/standard --target edgetpu --fallback cpu
+          edgedigits deploy --target web --out webapp/ && edgedigits serve webapp/   # on the phone
 
-        targets: cpu (LiteRT int8 with XNNPACK), onnx (ONNX Runtime), edgetpu (Coral, via libedgetpu).
+        targets: cpu (LiteRT int8 with XNNPACK), onnx (ONNX Runtime), edgetpu (Coral, via libedgetpu),
+                 web (writes an offline web app that runs the model in the phone's browser, to --out).
         JSON lines: {"source", "frame", "digits": [{"label", "confidence", "box": [x, y, w, h]}], "text"}
         A digit below --confidence is shown as "?". The run ends with per-stage timings and FPS.""")
     p.add_argument("--source", default="0", help="camera index, video file, image, folder of images, or rtsp/http URL")
     p.add_argument("--manifest", type=Path, help="manifest.json (or its folder) from `edgedigits convert`; "
                                                  "default: the shipped pretrained model")
     p.add_argument("--model", default="standard", choices=["standard", "tiny"], help="which shipped model, without --manifest")
-    p.add_argument("--target", default="cpu", choices=["cpu", "onnx", "edgetpu"])
+    p.add_argument("--target", default="cpu", choices=["cpu", "onnx", "edgetpu", "web"])
+    p.add_argument("--out", type=Path, help="web: the folder to write the app into")
+    p.add_argument("--web-runtime", default="onnxruntime-web", choices=["onnxruntime-web"],
+                   help="web: the in-browser runtime (ONNX Runtime Web on WebAssembly)")
     p.add_argument("--format", help="run this manifest format instead of the target's default (e.g. tflite_fp32)")
     p.add_argument("--device", help="Edge TPU device: usb, pci, usb:0, pci:1 (default: the first found)")
     p.add_argument("--fallback", choices=["cpu"], help="when the Edge TPU cannot be used, run the int8 model on the CPU")
@@ -32,8 +37,46 @@ def register(make, sub) -> None:
     p.add_argument("--smooth", type=float, default=0.0, help="weight of previous frames in live video (0 to 0.9)")
     p.add_argument("--headless", action="store_true", help="print JSON lines instead of opening a window")
     p.add_argument("--save", type=Path, metavar="DIR", help="write annotated images or video here")
+    p.add_argument("--reconnect", type=int, default=3, help="cameras and streams: reconnection attempts (in all) when frames stop coming")
     p.add_argument("--max-frames", type=int, default=0, help="stop after this many frames (0: until the source ends)")
     p.set_defaults(run=run_deploy)
+
+    s = make(sub, "serve", "Serve a built web app on this machine, to open it in a browser or on a phone.", """\
+        examples:
+          edgedigits serve webapp/                         # http://127.0.0.1:8000
+          edgedigits serve webapp/ --host 0.0.0.0 --port 8443 --cert cert.pem --key key.pem
+
+        The camera needs a secure context: http://localhost works on this machine; a phone on the same
+        network needs HTTPS (--cert/--key, e.g. a certificate from mkcert), or a tunnel to localhost
+        such as `adb reverse tcp:8000 tcp:8000` for an Android phone over USB.""")
+    s.add_argument("folder", type=Path)
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=8000)
+    s.add_argument("--cert", type=Path, help="TLS certificate (PEM) for HTTPS")
+    s.add_argument("--key", type=Path, help="TLS private key (PEM)")
+    s.set_defaults(run=run_serve)
+
+
+def run_serve(args) -> int:
+    import ssl
+
+    from edgedigits.deploy.webapp import make_server
+
+    server = make_server(args.folder, args.host, args.port)
+    scheme = "http"
+    if args.cert:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(args.cert, args.key)
+        server.socket = ctx.wrap_socket(server.socket, server_side=True)
+        scheme = "https"
+    print(f"serving {args.folder} on {scheme}://{args.host}:{server.server_address[1]}/ (Ctrl-C to stop)", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return 0
 
 
 def run_deploy(args) -> int:
@@ -44,13 +87,21 @@ def run_deploy(args) -> int:
     from edgedigits.deploy.sources import IMAGE_SUFFIXES, open_source
     from edgedigits.errors import EdgeDigitsError
 
+    if args.target == "web":
+        from edgedigits.deploy.webapp import build
+
+        if not args.out:
+            raise EdgeDigitsError("--target web writes an app: give the folder with --out DIR")
+        build(args.manifest or shipped_manifest(args.model), args.out, args.web_runtime, args.format)
+        print(f"serve it with: edgedigits serve {args.out}")
+        return 0
     if not 0 <= args.smooth < 1:
         raise EdgeDigitsError(f"--smooth {args.smooth}: must be in [0, 1)")
     cv2.setNumThreads(1)
     manifest = args.manifest or shipped_manifest(args.model)
     say = lambda msg: print(msg, file=sys.stderr)  # noqa: E731  stdout carries the JSON lines
     runner = from_manifest(manifest, args.target, args.threads, args.device, args.fallback, args.format, say)
-    frames = open_source(args.source)
+    frames = open_source(args.source, retries=args.reconnect)
     src = Path(args.source)
     is_video = not (src.is_dir() or src.suffix.lower() in IMAGE_SUFFIXES)
     t = camera.run(frames, runner, confidence=args.confidence, smooth=args.smooth, headless=args.headless,

@@ -88,23 +88,23 @@ def _capture(target, name: str, live: bool, retries: int, delay: float) -> Itera
     def frames():
         nonlocal cap
         index = 0
-        failures = 0
+        reconnections = 0
+        length = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)  # > 0: a file-like stream of known length
         try:
             while True:
                 t0 = time.perf_counter()
                 ok, img = cap.read()
                 if ok and img is not None and img.size:
-                    failures = 0
                     yield Frame(name, index, img, time.perf_counter() - t0)
                     index += 1
                     continue
-                if not live:
-                    return  # end of the video file
-                failures += 1
-                if failures > retries:
+                if not live or (length > 0 and index % length == 0 and index):
+                    return  # the end of a video file, or of a stream of known length
+                if reconnections >= retries:
                     _warn(f"{name}: no frames after {retries} reconnection attempts; stopping")
                     return
-                _warn(f"{name}: lost the stream; reconnecting ({failures}/{retries})")
+                reconnections += 1
+                _warn(f"{name}: lost the stream; reconnecting ({reconnections}/{retries})")
                 cap.release()
                 time.sleep(delay)
                 cap = cv2.VideoCapture(target)

@@ -39,6 +39,8 @@ def register(make, sub) -> None:
     p.add_argument("--compare", type=Path, metavar="OLD.json", help="gate: no regression against an earlier --json report")
     p.add_argument("--frames", type=int, default=300, help="camera: frames in the generated video")
     p.add_argument("--digits", type=int, default=4, help="camera: digits per frame")
+    p.add_argument("--codec", default="IYUV", choices=["IYUV", "MJPG"],
+                   help="camera: the video's codec: raw YUV as a webcam streams 640x480, or Motion JPEG")
     p.add_argument("--epochs", type=int, default=30, help="train: epochs per model")
     p.set_defaults(run=run_benchmark)
 
@@ -67,7 +69,8 @@ def run_benchmark(args) -> int:
         if args.what == "camera":
             from edgedigits.tools.camera_bench import camera_benchmark
 
-            report = camera_benchmark(manifest, Path(work), args.frames, args.digits, args.threads)
+            report = camera_benchmark(manifest, Path(work), args.frames, args.digits, args.threads,
+                                      codec=args.codec)
             if args.json:
                 _write(args.json, json.dumps(report, indent=1))
             return 0

@@ -97,13 +97,14 @@ def _paper(rng, w: int, h: int, grid: bool) -> np.ndarray:
 
 
 def make_scene(rng: np.random.Generator, mnist: tuple[np.ndarray, np.ndarray], cfg: SceneConfig = SceneConfig(),
-               fonts: list[str] | None = None) -> tuple[np.ndarray, list[tuple[int, tuple[int, int, int, int]]]]:
-    """One frame and its truth [(label, box)], boxes in reading order."""
+               fonts: list[str] | None = None, text: str | None = None
+               ) -> tuple[np.ndarray, list[tuple[int, tuple[int, int, int, int]]]]:
+    """One frame and its truth [(label, box)], boxes in reading order. `text` picks the digits."""
     images, labels = mnist
     fonts = handwriting_fonts() if fonts is None else fonts
     w, h = cfg.size
     img = _paper(rng, w, h, rng.uniform() < cfg.grid_prob)
-    n = int(rng.integers(cfg.digits[0], cfg.digits[1] + 1))
+    n = len(text) if text else int(rng.integers(cfg.digits[0], cfg.digits[1] + 1))
     lines = 2 if n >= 4 and rng.uniform() < cfg.two_lines_prob else 1
     per_line = [n - n // 2, n // 2] if lines == 2 else [n]
     height = int(rng.integers(*cfg.height))
@@ -114,12 +115,14 @@ def make_scene(rng: np.random.Generator, mnist: tuple[np.ndarray, np.ndarray], c
     top = rng.uniform(0.12, 0.5 if lines == 1 else 0.2) * h
     for li, count in enumerate(per_line):
         alphas, labs = [], []
-        for _ in range(count):
+        for k in range(count):
+            want = int(text[sum(per_line[:li]) + k]) if text else None
             if fonts and rng.uniform() < cfg.font_prob:
-                lab = int(rng.integers(10))
+                lab = int(rng.integers(10)) if want is None else want
                 a = _font_alpha(lab, height, fonts[int(rng.integers(len(fonts)))])
             else:
-                i = int(rng.integers(len(images)))
+                pool = np.arange(len(images)) if want is None else np.flatnonzero(labels == want)
+                i = int(rng.choice(pool))
                 lab = int(labels[i])
                 a = _mnist_alpha(images[i], height, rng.uniform() < cfg.thin_prob, rng)
             alphas.append(a)
@@ -174,9 +177,11 @@ def match(pred: list[tuple[str, tuple]], truth: list[tuple[int, tuple]]) -> tupl
     return correct, found, len(truth) - found
 
 
-def write_video(path: Path, frames: list[np.ndarray], fps: int = 15) -> Path:
+def write_video(path: Path, frames: list[np.ndarray], fps: int = 15, codec: str = "MJPG") -> Path:
+    """An AVI: MJPG (compressed, as USB webcams send at high resolutions) or IYUV (raw YUV 4:2:0,
+    as a webcam streams 640x480: reading it costs only the colour conversion)."""
     h, w = frames[0].shape[:2]
-    out = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (w, h))
+    out = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*codec), fps, (w, h))
     if not out.isOpened():
         raise RuntimeError(f"{path}: OpenCV cannot write video here")
     for f in frames:

@@ -1,0 +1,151 @@
+// The edgedigits web app: the phone's camera -> digits on paper -> the model, all in the browser.
+// Nothing leaves the device: the model and runtime are files of this app, cached by sw.js for offline use.
+import { segment } from './preprocess.js';
+
+const $ = (id) => document.getElementById(id);
+const video = $('video'), overlay = $('overlay'), work = document.createElement('canvas');
+const MAX_SIDE = 640;  // frames are processed at most this size: the pipeline's 640x480 budget
+
+const state = { frames: 0, last: null, stream: null, cameras: [], cameraIndex: 0, fps: 0, running: false };
+window.edgedigits = state;
+
+function say(msg) { $('status').textContent = msg; }
+function fail(msg) { const m = $('message'); m.textContent = msg; m.hidden = false; }
+
+// ------------------------------------------------------------------------------------ the model
+async function loadModel() {
+  const meta = await (await fetch('model.json')).json();
+  const n = meta.labels.length;
+  const ort = await import('./runtime/ort.wasm.min.mjs');
+  ort.env.wasm.wasmPaths = new URL('runtime/', location.href).href;
+  ort.env.wasm.numThreads = 1;  // no SharedArrayBuffer needed: works without cross-origin isolation
+  const session = await ort.InferenceSession.create(meta.model, { executionProviders: ['wasm'] });
+  const run = async (digits, count) => {
+    const x = new Float32Array(count * 784);
+    for (let i = 0; i < x.length; i++) x[i] = digits[i] / 255;  // the contract: pixel / 255
+    const out = await session.run({ [meta.input.name]: new ort.Tensor('float32', x, [count, 28, 28, 1]) });
+    return out[meta.output.name].data;
+  };
+  return { meta, run, n };
+}
+
+// ---------------------------------------------------------------------------------- one frame
+async function recognize(model, rgba, w, h) {
+  const t0 = performance.now();
+  const found = segment(rgba, w, h);
+  const t1 = performance.now();
+  const digits = new Uint8Array(found.length * 784);
+  found.forEach((d, i) => digits.set(d.image, i * 784));
+  const probs = found.length ? await model.run(digits, found.length) : new Float32Array(0);
+  const t2 = performance.now();
+  let text = '', line = 0;
+  const results = found.map((d, i) => {
+    const p = probs.subarray(i * model.n, (i + 1) * model.n);
+    let best = 0;
+    for (let k = 1; k < model.n; k++) if (p[k] > p[best]) best = k;
+    const label = p[best] >= model.meta.confidence ? model.meta.labels[best] : '?';
+    if (d.line !== line) { text += ' '; line = d.line; }
+    text += label;
+    return { label, confidence: p[best], box: d.box, image: Array.from(d.image), probs: Array.from(p) };
+  });
+  return { text, digits: results, timings: { preprocess_ms: t1 - t0, inference_ms: t2 - t1, total_ms: t2 - t0 } };
+}
+
+function draw(result, scale, background = null) {
+  const ctx = overlay.getContext('2d');
+  ctx.clearRect(0, 0, overlay.width, overlay.height);
+  if (background) ctx.drawImage(background, 0, 0, overlay.width, overlay.height);
+  ctx.lineWidth = 3;
+  ctx.font = 'bold 22px system-ui';
+  for (const d of result.digits) {
+    const [x, y, w, h] = d.box.map((v) => v / scale);
+    ctx.strokeStyle = ctx.fillStyle = d.label === '?' ? '#ffa000' : '#00d060';
+    ctx.strokeRect(x, y, w, h);
+    ctx.fillText(`${d.label} ${Math.round(d.confidence * 100)}%`, x, Math.max(20, y - 6));
+  }
+  $('text').textContent = result.text || '–';
+  const t = result.timings;
+  $('stats').textContent = `preprocess ${t.preprocess_ms.toFixed(1)} ms · inference ${t.inference_ms.toFixed(1)} ms · ` +
+    (background ? '' : `${state.fps.toFixed(1)} FPS · `) + `${state.model.meta.runtime} (${state.model.meta.format})`;
+}
+
+function grab(source, sw, sh) {
+  const scale = Math.min(1, MAX_SIDE / Math.max(sw, sh));
+  work.width = Math.round(sw * scale); work.height = Math.round(sh * scale);
+  const ctx = work.getContext('2d', { willReadFrequently: true });
+  ctx.drawImage(source, 0, 0, work.width, work.height);
+  return { data: ctx.getImageData(0, 0, work.width, work.height).data, w: work.width, h: work.height, scale };
+}
+
+async function loop() {
+  if (!state.running) return;
+  if (video.readyState >= 2 && video.videoWidth) {
+    const t0 = performance.now();
+    const f = grab(video, video.videoWidth, video.videoHeight);
+    const result = await recognize(state.model, f.data, f.w, f.h);
+    overlay.width = video.clientWidth; overlay.height = video.clientHeight;
+    state.fps = 0.9 * state.fps + 0.1 * (1000 / Math.max(performance.now() - t0, 1));
+    state.frames++;
+    state.last = result;
+    draw(result, f.scale * video.videoWidth / video.clientWidth);
+  }
+  requestAnimationFrame(loop);
+}
+
+// ------------------------------------------------------------------------------------ cameras
+async function startCamera() {
+  $('message').hidden = true;
+  if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
+    fail('The camera needs a secure context: open this page over HTTPS, or on localhost. Photo mode still works.');
+    return;
+  }
+  try {
+    if (state.stream) state.stream.getTracks().forEach((t) => t.stop());
+    const cam = state.cameras[state.cameraIndex];
+    const constraints = { audio: false, video: cam ? { deviceId: { exact: cam.deviceId } } : { facingMode: 'environment', width: { ideal: 1280 } } };
+    state.stream = await navigator.mediaDevices.getUserMedia(constraints);
+    video.srcObject = state.stream;
+    await video.play();
+    state.cameras = (await navigator.mediaDevices.enumerateDevices()).filter((d) => d.kind === 'videoinput');
+    $('switch').disabled = state.cameras.length < 2;
+    say('reading digits from the camera');
+    if (!state.running) { state.running = true; requestAnimationFrame(loop); }
+  } catch (e) {
+    const why = {
+      NotAllowedError: 'Camera access was refused. Allow the camera for this site in the browser settings, or use Photo.',
+      NotFoundError: 'No camera was found on this device. Use Photo to read digits from a picture.',
+      OverconstrainedError: 'This camera cannot be used. Try Switch camera, or use Photo.',
+      NotReadableError: 'The camera is in use by another app. Close it and press Start camera.',
+    }[e.name] || `The camera could not start (${e.name}: ${e.message}). Use Photo instead.`;
+    fail(why);
+    say('camera unavailable');
+  }
+}
+
+async function fromPhoto(file) {
+  const bitmap = await createImageBitmap(file);
+  const f = grab(bitmap, bitmap.width, bitmap.height);
+  const result = await recognize(state.model, f.data, f.w, f.h);
+  state.last = result;
+  overlay.width = Math.min(720, video.parentElement.clientWidth || 720);
+  overlay.height = Math.round(overlay.width * bitmap.height / bitmap.width);
+  draw(result, f.scale * bitmap.width / overlay.width, bitmap);  // the photo where the video would be
+}
+
+// ------------------------------------------------------------------------------------- start
+async function main() {
+  if ('serviceWorker' in navigator) {
+    navigator.serviceWorker.register('sw.js').catch((e) => console.warn('offline cache unavailable:', e));
+  }
+  state.model = await loadModel();
+  say(`model ready (${state.model.meta.format}, ${state.model.meta.runtime})`);
+  // for tests and the curious: run the pipeline on any RGBA image
+  state.recognize = (rgba, w, h) => recognize(state.model, rgba, w, h);
+  state.segment = segment;
+  $('start').onclick = startCamera;
+  $('switch').onclick = () => { state.cameraIndex = (state.cameraIndex + 1) % state.cameras.length; startCamera(); };
+  $('photo').onchange = (e) => e.target.files[0] && fromPhoto(e.target.files[0]);
+  await startCamera();
+}
+
+state.ready = main().catch((e) => { fail(`Could not start: ${e.message}`); throw e; });

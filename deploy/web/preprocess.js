@@ -1,0 +1,426 @@
+// The camera preprocessing of deploy/preprocess.py, step for step, in plain JavaScript.
+//
+// The Python pipeline uses OpenCV; each function here reproduces the OpenCV call it mirrors (same
+// border rules, same rounding, same kernel anchors) so both turn the same image into the same 28x28
+// digits, within a grey level or two (tests/deploy/test_web.py checks the parity). Images are
+// {data: Uint8Array, w, h}, one byte per pixel, row-major.
+
+export const CONFIG = {
+  minHeightFrac: 0.04, maxHeightFrac: 0.9, minInkFrac: 0.35, minContrast: 24, lineFrac: 0.25,
+  minAspect: 0.08, maxAspect: 1.6, relativeHeight: 0.4, strokeTarget: 2.6, maxSide: 320,
+};
+
+const img = (w, h, data) => ({ w, h, data: data || new Uint8Array(w * h) });
+const round = (v) => Math.floor(v + 0.5);  // deploy/preprocess.py _round
+const rint = (v) => { const f = Math.floor(v); const d = v - f; return d > 0.5 || (d === 0.5 && f % 2 !== 0) ? f + 1 : f; };  // cvRound: half to even
+const sat = (v) => (v < 0 ? 0 : v > 255 ? 255 : v);
+
+// cv2.cvtColor(RGBA -> GRAY): Y = 0.299 R + 0.587 G + 0.114 B in OpenCV's 14-bit fixed point
+export function toGray(rgba, w, h) {
+  const out = img(w, h);
+  for (let i = 0, j = 0; i < w * h; i++, j += 4) {
+    out.data[i] = (rgba[j] * 4899 + rgba[j + 1] * 9617 + rgba[j + 2] * 1868 + 8192) >> 14;
+  }
+  return out;
+}
+
+// cv2.resize(..., INTER_AREA): each output pixel is the area-weighted mean of the input it covers
+export function resizeArea(src, dw, dh) {
+  const fx = src.w / dw, fy = src.h / dh, out = img(dw, dh);
+  if (Number.isInteger(fx) && Number.isInteger(fy)) {  // OpenCV's fast path: whole blocks, mean rounded
+    const inv = 1 / (fx * fy);
+    for (let dy = 0; dy < dh; dy++) {
+      for (let dx = 0; dx < dw; dx++) {
+        let s = 0;
+        for (let y = dy * fy; y < (dy + 1) * fy; y++) {
+          const row = y * src.w;
+          for (let x = dx * fx; x < (dx + 1) * fx; x++) s += src.data[row + x];
+        }
+        // OpenCV rounds the 2x2 mean half up in integers, other whole factors half to even in float
+        out.data[dy * dw + dx] = fx === 2 && fy === 2 ? (s + 2) >> 2 : sat(rint(s * inv));
+      }
+    }
+    return out;
+  }
+  const tabs = (sn, dn) => {  // per output index: first source index and the weights that follow
+    const scale = sn / dn, start = new Int32Array(dn), weights = [];
+    for (let d = 0; d < dn; d++) {
+      const f1 = d * scale, f2 = f1 + scale, cell = Math.min(scale, sn - f1);
+      const s1 = Math.ceil(f1), s2 = Math.floor(f2), w = [];
+      start[d] = s1 - f1 > 1e-3 ? s1 - 1 : s1;
+      if (s1 - f1 > 1e-3) w.push((s1 - f1) / cell);
+      for (let s = s1; s < s2; s++) w.push(1 / cell);
+      if (f2 - s2 > 1e-3 && s2 < sn) w.push(Math.min(Math.min(f2 - s2, 1), cell) / cell);
+      weights.push(Float64Array.from(w));
+    }
+    return [start, weights];
+  };
+  const [xs, xw] = tabs(src.w, dw), [ys, yw] = tabs(src.h, dh);
+  const rows = new Float64Array(src.h * dw);  // horizontal pass for every source row
+  for (let y = 0; y < src.h; y++) {
+    for (let dx = 0; dx < dw; dx++) {
+      const w = xw[dx], x0 = xs[dx], base = y * src.w + x0;
+      let s = 0;
+      for (let k = 0; k < w.length; k++) s += src.data[base + k] * w[k];
+      rows[y * dw + dx] = s;
+    }
+  }
+  for (let dy = 0; dy < dh; dy++) {
+    const w = yw[dy], y0 = ys[dy];
+    for (let dx = 0; dx < dw; dx++) {
+      let s = 0;
+      for (let k = 0; k < w.length; k++) s += rows[(y0 + k) * dw + dx] * w[k];
+      out.data[dy * dw + dx] = sat(rint(s));
+    }
+  }
+  return out;
+}
+
+// cv2.resize(..., INTER_LINEAR_EXACT): bilinear with 8-bit fixed-point weights, rounded once at the end
+export function resizeLinear(src, dw, dh) {
+  const coefs = (sn, dn) => {
+    const scale = sn / dn, idx = new Int32Array(dn), a = new Int32Array(dn);
+    for (let d = 0; d < dn; d++) {
+      let f = (d + 0.5) * scale - 0.5, s = Math.floor(f);
+      f -= s;
+      if (s < 0) { s = 0; f = 0; }
+      if (s >= sn - 1) { s = sn - 1; f = 0; }
+      idx[d] = s;
+      a[d] = rint(f * 256);
+    }
+    return [idx, a];
+  };
+  const [xi, xa] = coefs(src.w, dw), [yi, ya] = coefs(src.h, dh), out = img(dw, dh);
+  const rows = new Int32Array(src.h * dw);  // horizontal pass, 8 fractional bits
+  for (let y = 0; y < src.h; y++) {
+    for (let dx = 0; dx < dw; dx++) {
+      const x0 = xi[dx], x1 = Math.min(x0 + 1, src.w - 1), a = xa[dx];
+      rows[y * dw + dx] = src.data[y * src.w + x0] * (256 - a) + src.data[y * src.w + x1] * a;
+    }
+  }
+  for (let dy = 0; dy < dh; dy++) {
+    const r0 = yi[dy] * dw, r1 = Math.min(yi[dy] + 1, src.h - 1) * dw, b = ya[dy];
+    for (let dx = 0; dx < dw; dx++) out.data[dy * dw + dx] = (rows[r0 + dx] * (256 - b) + rows[r1 + dx] * b + 32768) >>> 16;
+  }
+  return out;
+}
+
+// cv2.resize(..., INTER_NEAREST)
+export function resizeNearest(src, dw, dh) {
+  const out = img(dw, dh), sx = src.w / dw, sy = src.h / dh;
+  for (let y = 0; y < dh; y++) {
+    const yy = Math.min(Math.floor(y * sy), src.h - 1);
+    for (let x = 0; x < dw; x++) out.data[y * dw + x] = src.data[yy * src.w + Math.min(Math.floor(x * sx), src.w - 1)];
+  }
+  return out;
+}
+
+// cv2.dilate with a kw x kh rectangle, anchor at the centre, pixels outside ignored. Each 1-D pass is
+// van Herk / Gil-Werman: three comparisons per pixel whatever the kernel size. Erosion is dilation of
+// the inverted image (min(x) = 255 - max(255 - x)).
+function dilateRows(data, w, h, k) {
+  const a = Math.floor(k / 2), len = w + k, buf = new Uint8Array(len), g = new Uint8Array(len), hh = new Uint8Array(len);
+  for (let y = 0; y < h; y++) {
+    const r = y * w;
+    buf.fill(0);
+    buf.set(data.subarray(r, r + w), a);
+    for (let i = 0; i < len; i++) { const v = buf[i], p = g[i - 1]; g[i] = i % k === 0 || p < v ? v : p; }
+    for (let i = len - 1; i >= 0; i--) { const v = buf[i], p = hh[i + 1]; hh[i] = i === len - 1 || (i + 1) % k === 0 || p < v ? v : p; }
+    for (let i = 0; i < w; i++) { const u = hh[i], v = g[i + k - 1]; data[r + i] = u > v ? u : v; }
+  }
+}
+
+function dilateCols(data, w, h, k) {  // on whole rows at once, so memory is read in order
+  const a = Math.floor(k / 2), len = h + k;
+  const B = new Uint8Array(len * w), G = new Uint8Array(len * w), H = new Uint8Array(len * w);
+  B.set(data, a * w);
+  for (let i = 0; i < len; i++) {
+    const r = i * w;
+    if (i % k === 0) { G.set(B.subarray(r, r + w), r); continue; }
+    for (let x = r; x < r + w; x++) { const p = G[x - w], v = B[x]; G[x] = p < v ? v : p; }
+  }
+  for (let i = len - 1; i >= 0; i--) {
+    const r = i * w;
+    if (i === len - 1 || (i + 1) % k === 0) { H.set(B.subarray(r, r + w), r); continue; }
+    for (let x = r; x < r + w; x++) { const p = H[x + w], v = B[x]; H[x] = p < v ? v : p; }
+  }
+  for (let y = 0; y < h; y++) {
+    const lo = y * w, hi = (y + k - 1) * w;
+    for (let x = 0; x < w; x++) { const u = H[lo + x], v = G[hi + x]; data[lo + x] = u > v ? u : v; }
+  }
+}
+
+export function dilateRect(src, kw, kh) {
+  const data = new Uint8Array(src.data);
+  if (kw > 1) dilateRows(data, src.w, src.h, kw);
+  if (kh > 1) dilateCols(data, src.w, src.h, kh);
+  return img(src.w, src.h, data);
+}
+
+const invert = (s) => img(s.w, s.h, s.data.map((v) => 255 - v));
+export const erodeRect = (s, kw, kh) => invert(dilateRect(invert(s), kw, kh));
+
+// cv2.getStructuringElement(MORPH_ELLIPSE, (2r+1, 2r+1)) as row spans
+function ellipseSpans(r) {
+  const spans = [], c = r, inv = r ? 1 / (r * r) : 0;
+  for (let i = 0; i <= 2 * r; i++) {
+    const dy = i - r;
+    const dx = Math.abs(dy) <= r ? rint(c * Math.sqrt((r * r - dy * dy) * inv)) : -1;
+    spans.push(dx < 0 ? null : [Math.max(c - dx, 0), Math.min(c + dx + 1, 2 * r + 1)]);
+  }
+  return spans;
+}
+
+function dilateEllipse(src, r) {
+  const spans = ellipseSpans(r), out = img(src.w, src.h);
+  for (let y = 0; y < src.h; y++) {
+    for (let x = 0; x < src.w; x++) {
+      let v = 0;
+      for (let i = 0; i <= 2 * r; i++) {
+        const yy = y + i - r;
+        if (!spans[i] || yy < 0 || yy >= src.h) continue;
+        for (let j = spans[i][0]; j < spans[i][1]; j++) {
+          const xx = x + j - r;
+          if (xx >= 0 && xx < src.w && src.data[yy * src.w + xx] > v) v = src.data[yy * src.w + xx];
+        }
+      }
+      out.data[y * src.w + x] = v;
+    }
+  }
+  return out;
+}
+
+// cv2.blur: k x k mean, BORDER_REFLECT_101
+export function boxBlur(src, k) {
+  const a = Math.floor(k / 2), reflect = (i, n) => (n === 1 ? 0 : i < 0 ? -i : i >= n ? 2 * n - 2 - i : i);
+  const tmp = new Float64Array(src.w * src.h), out = img(src.w, src.h);
+  for (let y = 0; y < src.h; y++) {
+    for (let x = 0; x < src.w; x++) {
+      let s = 0;
+      for (let j = x - a; j < x - a + k; j++) s += src.data[y * src.w + reflect(j, src.w)];
+      tmp[y * src.w + x] = s;
+    }
+  }
+  for (let y = 0; y < src.h; y++) {
+    for (let x = 0; x < src.w; x++) {
+      let s = 0;
+      for (let i = y - a; i < y - a + k; i++) s += tmp[reflect(i, src.h) * src.w + x];
+      out.data[y * src.w + x] = sat(rint(s / (k * k)));
+    }
+  }
+  return out;
+}
+
+// deploy/preprocess.py ink_map: dark strokes on uneven paper -> bright ink on black
+export function inkMap(gray) {
+  let small = resizeArea(gray, Math.max(gray.w >> 2, 1), Math.max(gray.h >> 2, 1));
+  const k = Math.max(3, Math.floor(Math.min(small.w, small.h) / 12) | 1);
+  let paper = erodeRect(dilateRect(small, k, k), k, k);  // closing
+  paper = boxBlur(paper, k);
+  paper = resizeLinear(paper, gray.w, gray.h);
+  const out = img(gray.w, gray.h);
+  for (let i = 0; i < out.data.length; i++) out.data[i] = sat(paper.data[i] - gray.data[i]);
+  return out;
+}
+
+export function inkThreshold(ink, cfg = CONFIG) {
+  const hist = new Float64Array(256);  // every other pixel of every other row, as preprocess.py
+  for (let y = 0; y < ink.h; y += 2) for (let x = 0; x < ink.w; x += 2) hist[ink.data[y * ink.w + x]]++;
+  const total = Math.ceil(ink.h / 2) * Math.ceil(ink.w / 2);
+  let omega = 0, mu = 0, muT = 0, best = -1, otsu = 0, strongest = -1;
+  for (let i = 0; i < 256; i++) muT += (hist[i] / total) * i;
+  for (let i = 0; i < 256; i++) {
+    omega += hist[i] / total;
+    mu += (hist[i] / total) * i;
+    if (omega > 1e-9 && omega < 1 - 1e-9) {
+      const between = (muT * omega - mu) ** 2 / (omega * (1 - omega));
+      if (between > best) { best = between; otsu = i; }
+    }
+    if (strongest < 0 && omega >= 0.998) strongest = i;
+  }
+  return Math.max(otsu, cfg.minInkFrac * strongest, cfg.minContrast);
+}
+
+export function removeLines(mask, lineFrac) {
+  const { w, h } = mask;
+  let lines = false;
+  for (let y = 0; y < h && !lines; y++) {
+    let s = 0;
+    for (let x = 0; x < w; x++) s += mask.data[y * w + x];
+    lines = s / w / 255 >= lineFrac;
+  }
+  for (let x = 0; x < w && !lines; x++) {
+    let s = 0;
+    for (let y = 0; y < h; y++) s += mask.data[y * w + x];
+    lines = s / h / 255 >= lineFrac;
+  }
+  if (!lines) return mask;
+  const small = resizeArea(mask, Math.max(w >> 2, 1), Math.max(h >> 2, 1));
+  for (let i = 0; i < small.data.length; i++) small.data[i] = small.data[i] > 40 ? 255 : 0;
+  const kx = Math.floor(small.w * lineFrac), ky = Math.floor(small.h * lineFrac);
+  const hor = dilateRect(erodeRect(small, kx, 1), kx, 1), ver = dilateRect(erodeRect(small, 1, ky), 1, ky);
+  let any = false;
+  for (let i = 0; i < hor.data.length; i++) { hor.data[i] |= ver.data[i]; any = any || hor.data[i] > 0; }
+  if (!any) return mask;
+  const wide = dilateRect(resizeNearest(hor, w, h), 3, 3), out = img(w, h);
+  for (let i = 0; i < out.data.length; i++) out.data[i] = sat(mask.data[i] - wide.data[i]);
+  return out;
+}
+
+export function binarize(ink, cfg = CONFIG) {
+  const thr = inkThreshold(ink, cfg), mask = img(ink.w, ink.h);
+  for (let i = 0; i < ink.data.length; i++) mask.data[i] = ink.data[i] > thr ? 255 : 0;
+  return removeLines(mask, cfg.lineFrac);
+}
+
+// 8-connected components' bounding boxes (what cv2.findContours RETR_EXTERNAL + boundingRect give)
+function componentBoxes(bin) {
+  const { w, h, data } = bin, seen = new Uint8Array(w * h), boxes = [], stack = [];
+  for (let start = 0; start < w * h; start++) {
+    if (!data[start] || seen[start]) continue;
+    let x0 = w, y0 = h, x1 = -1, y1 = -1;
+    stack.push(start);
+    seen[start] = 1;
+    while (stack.length) {
+      const p = stack.pop(), x = p % w, y = (p - x) / w;
+      if (x < x0) x0 = x; if (x > x1) x1 = x; if (y < y0) y0 = y; if (y > y1) y1 = y;
+      for (let dy = -1; dy <= 1; dy++) {
+        for (let dx = -1; dx <= 1; dx++) {
+          const xx = x + dx, yy = y + dy, q = yy * w + xx;
+          if (xx >= 0 && yy >= 0 && xx < w && yy < h && data[q] && !seen[q]) { seen[q] = 1; stack.push(q); }
+        }
+      }
+    }
+    boxes.push([x0, y0, x1 - x0 + 1, y1 - y0 + 1]);
+  }
+  return boxes;
+}
+
+function merge(boxes) {
+  let merged = true;
+  while (merged && boxes.length > 1) {
+    merged = false;
+    boxes.sort((a, b) => a[0] - b[0]);
+    const out = [];
+    for (const b of boxes) {
+      let joined = false;
+      for (const o of out) {
+        const ox = Math.min(o[0] + o[2], b[0] + b[2]) - Math.max(o[0], b[0]);
+        const gap = Math.max(o[1], b[1]) - Math.min(o[1] + o[3], b[1] + b[3]);
+        if (ox > 0.6 * Math.min(o[2], b[2]) && gap < 0.25 * Math.max(o[3], b[3])) {
+          const x0 = Math.min(o[0], b[0]), y0 = Math.min(o[1], b[1]);
+          o.splice(0, 4, x0, y0, Math.max(o[0] + o[2], b[0] + b[2]) - x0, Math.max(o[1] + o[3], b[1] + b[3]) - y0);
+          merged = joined = true;
+          break;
+        }
+      }
+      if (!joined) out.push(b.slice());
+    }
+    boxes = out;
+  }
+  return boxes;
+}
+
+export function findBoxes(mask, cfg = CONFIG) {
+  const { w, h } = mask;
+  const minPiece = Math.max(3, Math.floor(cfg.minHeightFrac * h * 0.25));
+  let boxes = merge(componentBoxes(dilateRect(mask, 3, 3)).filter((b) => Math.max(b[2], b[3]) >= minPiece));
+  const keep = [];
+  for (const [x, y, bw, bh] of boxes) {
+    if (bh < cfg.minHeightFrac * h || bh > cfg.maxHeightFrac * h) continue;
+    if (bw / bh < cfg.minAspect || bw / bh > cfg.maxAspect) continue;
+    if (x <= 0 || y <= 0 || x + bw >= w || y + bh >= h) continue;
+    let on = 0;
+    for (let yy = y; yy < y + bh; yy++) for (let xx = x; xx < x + bw; xx++) on += mask.data[yy * w + xx] ? 1 : 0;
+    const fill = on / (bw * bh);
+    if (fill < 0.03 || fill > 0.75) continue;
+    keep.push([x, y, bw, bh]);
+  }
+  if (!keep.length) return keep;
+  const tallest = Math.max(...keep.map((b) => b[3]));
+  return keep.filter((b) => b[3] >= cfg.relativeHeight * tallest);
+}
+
+const median = (v) => { const s = [...v].sort((a, b) => a - b), m = s.length >> 1; return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2; };
+
+export function readingOrder(boxes) {
+  const lines = [];
+  for (const b of [...boxes].sort((a, c) => a[1] + a[3] / 2 - (c[1] + c[3] / 2))) {
+    const cy = b[1] + b[3] / 2;
+    const line = lines.find((l) => median(l.map((o) => o[1])) <= cy && cy <= median(l.map((o) => o[1] + o[3])));
+    if (line) line.push(b); else lines.push([b]);
+  }
+  const out = [];
+  lines.forEach((l, i) => l.sort((a, c) => a[0] - c[0]).forEach((b) => out.push({ box: b, line: i })));
+  return out;
+}
+
+function crop(src, x, y, w, h) {
+  const out = img(w, h);
+  for (let r = 0; r < h; r++) out.data.set(src.data.subarray((y + r) * src.w + x, (y + r) * src.w + x + w), r * w);
+  return out;
+}
+
+export function strokeWidth(mask) {
+  let area = 0, interior = 0;
+  const { w, h, data } = mask, at = (x, y) => (x >= 0 && y >= 0 && x < w && y < h ? data[y * w + x] : 0);
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < w; x++) {
+      if (!data[y * w + x]) continue;
+      area++;
+      if (at(x - 1, y) && at(x + 1, y) && at(x, y - 1) && at(x, y + 1)) interior++;
+    }
+  }
+  return (2 * area) / Math.max(area - interior, 1);
+}
+
+// deploy/preprocess.py to_mnist: one digit's ink and mask -> 28x28, MNIST's layout
+export function toMnist(ink, mask, cfg = CONFIG) {
+  let x0 = mask.w, y0 = mask.h, x1 = -1, y1 = -1;
+  for (let y = 0; y < mask.h; y++) for (let x = 0; x < mask.w; x++) if (mask.data[y * mask.w + x]) {
+    if (x < x0) x0 = x; if (x > x1) x1 = x; if (y < y0) y0 = y; if (y > y1) y1 = y;
+  }
+  const out = new Uint8Array(784);
+  if (x1 < 0) return out;
+  const keep = dilateRect(mask, 3, 3);
+  const masked = img(ink.w, ink.h);
+  for (let i = 0; i < masked.data.length; i++) masked.data[i] = keep.data[i] ? ink.data[i] : 0;
+  let digit = crop(masked, x0, y0, x1 - x0 + 1, y1 - y0 + 1);
+  const m = crop(mask, x0, y0, x1 - x0 + 1, y1 - y0 + 1);
+  let scale = 20 / Math.max(digit.w, digit.h);
+  const grow = (cfg.strokeTarget / scale - strokeWidth(m)) / 2;
+  if (grow >= 0.5) {
+    const r = round(grow), padded = img(digit.w + 2 * r, digit.h + 2 * r);
+    for (let y = 0; y < digit.h; y++) padded.data.set(digit.data.subarray(y * digit.w, (y + 1) * digit.w), (y + r) * padded.w + r);
+    digit = dilateEllipse(padded, r);
+    scale = 20 / Math.max(digit.w, digit.h);
+  }
+  const nw = Math.max(1, round(digit.w * scale)), nh = Math.max(1, round(digit.h * scale));
+  const small = resizeArea(digit, nw, nh);
+  let peak = 0;
+  for (const v of small.data) peak = Math.max(peak, v);
+  const f = new Float32Array(nw * nh);
+  let m00 = 0, m10 = 0, m01 = 0;
+  for (let y = 0; y < nh; y++) for (let x = 0; x < nw; x++) {
+    const v = Math.fround(small.data[y * nw + x] * Math.fround(peak ? 255 / peak : 1));
+    f[y * nw + x] = v;
+    m00 += v; m10 += v * x; m01 += v * y;
+  }
+  const cx = m00 ? m10 / m00 : nw / 2, cy = m00 ? m01 / m00 : nh / 2;
+  const ox = Math.min(Math.max(round(14 - cx), 0), 28 - nw), oy = Math.min(Math.max(round(14 - cy), 0), 28 - nh);
+  for (let y = 0; y < nh; y++) for (let x = 0; x < nw; x++) out[(oy + y) * 28 + ox + x] = Math.min(255, Math.max(0, Math.trunc(f[y * nw + x])));
+  return out;
+}
+
+// deploy/preprocess.py segment: every digit of a frame, in reading order
+export function segment(rgba, w, h, cfg = CONFIG) {
+  let gray = toGray(rgba, w, h);
+  const f = Math.ceil(Math.max(w, h) / cfg.maxSide);  // the smallest whole factor that fits maxSide
+  if (f > 1) gray = resizeArea(gray, Math.floor(w / f), Math.floor(h / f));
+  const ink = inkMap(gray), mask = binarize(ink, cfg);
+  return readingOrder(findBoxes(mask, cfg)).map(({ box: [x, y, bw, bh], line }) => ({
+    box: [x * f, y * f, bw * f, bh * f],  // in the frame's pixels
+    line,
+    image: toMnist(crop(ink, x, y, bw, bh), crop(mask, x, y, bw, bh), cfg),
+  }));
+}

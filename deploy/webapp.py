@@ -1,0 +1,136 @@
+"""`edgedigits deploy --target web`: a static, offline web app that runs a manifest's model in the
+browser on the phone's camera, and `edgedigits serve` to try it.
+
+The app is the files of deploy/web/ (page, preprocessing in JavaScript that mirrors preprocess.py,
+service worker), the model file, and the runtime's JavaScript and WebAssembly copied from npm
+packages pinned by deploy/web/package-lock.json. Nothing is loaded from another origin; the page's
+Content-Security-Policy forbids it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.server
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from functools import partial
+from pathlib import Path
+
+from edgedigits.errors import EdgeDigitsError
+
+WEB = Path(__file__).with_name("web")
+PAGE_FILES = ("index.html", "app.js", "preprocess.js", "sw.js", "style.css", "app.webmanifest")
+CONFIDENCE = 0.6
+# runtime -> (manifest format, model file name in the app, {node_modules path: app path}).
+# ONNX Runtime Web runs the int8 QDQ model on WebAssembly (SIMD, one thread: no cross-origin isolation
+# needed). LiteRT.js was measured too and left out: it takes no int8 input tensors and no dynamic batch,
+# and its two WebAssembly builds (with and without relaxed SIMD) weigh 19 MB against ORT's 14 MB.
+RUNTIMES = {
+    "onnxruntime-web": ("onnx_int8", "model.onnx", {
+        "onnxruntime-web/dist/ort.wasm.min.mjs": "runtime/ort.wasm.min.mjs",
+        "onnxruntime-web/dist/ort-wasm-simd-threaded.mjs": "runtime/ort-wasm-simd-threaded.mjs",
+        "onnxruntime-web/dist/ort-wasm-simd-threaded.wasm": "runtime/ort-wasm-simd-threaded.wasm",
+    }),
+}
+FORMAT_SUFFIX = {"onnx_fp32": ".onnx", "onnx_int8": ".onnx"}
+DEFAULT_RUNTIME = "onnxruntime-web"  # chosen by measurement: see README, "On the phone"
+
+
+def node_modules() -> Path:
+    """The pinned npm packages: deploy/web/node_modules in a checkout, else installed once into the
+    cache from the shipped lockfile with `npm ci` (needs npm and its registry)."""
+    local = WEB / "node_modules"
+    if (local / "onnxruntime-web").is_dir():
+        return local
+    lock = (WEB / "package-lock.json").read_bytes()
+    cache = Path(os.environ.get("EDGEDIGITS_DATA") or Path.home() / ".cache" / "edgedigits") / \
+        f"web-{hashlib.sha256(lock).hexdigest()[:12]}"
+    if not (cache / "node_modules" / "onnxruntime-web").is_dir():
+        npm = shutil.which("npm")
+        if not npm:
+            raise EdgeDigitsError("building the web app needs npm (to install the pinned runtime from "
+                                  "deploy/web/package-lock.json): install Node.js and npm")
+        cache.mkdir(parents=True, exist_ok=True)
+        for name in ("package.json", "package-lock.json"):
+            shutil.copy2(WEB / name, cache / name)
+        proc = subprocess.run([npm, "ci", "--ignore-scripts", "--no-audit", "--no-fund"], cwd=cache,
+                              capture_output=True, text=True)
+        if proc.returncode:
+            raise EdgeDigitsError(f"npm ci in {cache} failed: {(proc.stderr or proc.stdout).strip()[-300:]}")
+    return cache / "node_modules"
+
+
+def build(manifest, out: Path, runtime: str = DEFAULT_RUNTIME, fmt: str | None = None, say=print) -> dict:
+    """Write the app into `out` (replaced whole, atomically). Returns sizes for the report."""
+    from edgedigits.convert.manifest import Manifest, load_manifest
+
+    if runtime not in RUNTIMES:
+        raise EdgeDigitsError(f"unknown web runtime '{runtime}'; choose one of: {', '.join(RUNTIMES)}")
+    m = manifest if isinstance(manifest, Manifest) else load_manifest(manifest)
+    default_fmt, model_name, files = RUNTIMES[runtime]
+    fmt = fmt or default_fmt
+    if Path(model_name).suffix != FORMAT_SUFFIX.get(fmt, ""):
+        raise EdgeDigitsError(f"the {runtime} runtime cannot run '{fmt}'; use a {Path(model_name).suffix} format")
+    entry = m.artifact(fmt)
+    modules = node_modules()
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
+    tmp.chmod(0o755)
+    try:
+        for name in PAGE_FILES:
+            shutil.copy2(WEB / name, tmp / name)
+        for src, dst in files.items():
+            (tmp / dst).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(modules / src, tmp / dst)
+        shutil.copy2(m.file(entry), tmp / model_name)
+        meta = {"runtime": runtime, "format": fmt, "model": model_name, "labels": m.data["labels"],
+                "input": entry["inputs"][0], "output": entry["outputs"][0], "confidence": CONFIDENCE,
+                "preprocessing": m.data["preprocessing"], "source": m.data["source"]["model"]}
+        (tmp / "model.json").write_text(json.dumps(meta, indent=1))
+        listed = sorted(p.relative_to(tmp).as_posix() for p in tmp.rglob("*") if p.is_file())
+        digest = hashlib.sha256()
+        for rel in listed:
+            digest.update(rel.encode() + (tmp / rel).read_bytes())
+        (tmp / "precache.json").write_text(json.dumps(listed))
+        sw = tmp / "sw.js"
+        sw.write_text(sw.read_text().replace("__VERSION__", digest.hexdigest()[:16]))
+        if out.exists():
+            shutil.rmtree(out)
+        tmp.rename(out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    sizes = {p.relative_to(out).as_posix(): p.stat().st_size for p in out.rglob("*") if p.is_file()}
+    total = sum(sizes.values())
+    say(f"web app ({runtime}, {fmt}): {out}, {len(sizes)} files, {total / 1e6:.1f} MB")
+    return {"runtime": runtime, "format": fmt, "bytes": total, "files": sizes}
+
+
+class _Handler(http.server.SimpleHTTPRequestHandler):
+    extensions_map = {**http.server.SimpleHTTPRequestHandler.extensions_map, ".mjs": "text/javascript",
+                      ".js": "text/javascript", ".wasm": "application/wasm",
+                      ".webmanifest": "application/manifest+json", ".json": "application/json",
+                      ".onnx": "application/octet-stream", ".tflite": "application/octet-stream"}
+
+    def end_headers(self):
+        self.send_header("Cache-Control", "no-cache")  # the service worker does the caching
+        self.send_header("X-Content-Type-Options", "nosniff")
+        super().end_headers()
+
+    def log_message(self, fmt, *args):
+        if os.environ.get("EDGEDIGITS_SERVE_LOG"):
+            super().log_message(fmt, *args)
+
+
+def make_server(folder: Path, host: str = "127.0.0.1", port: int = 8000) -> http.server.ThreadingHTTPServer:
+    folder = Path(folder)
+    if not (folder / "index.html").is_file():
+        raise EdgeDigitsError(f"{folder}: no index.html; build the app with `edgedigits deploy --target web --out {folder}`")
+    try:
+        return http.server.ThreadingHTTPServer((host, port), partial(_Handler, directory=str(folder)))
+    except OSError as e:
+        raise EdgeDigitsError(f"cannot serve on {host}:{port}: {e.strerror}") from None

@@ -1,0 +1,126 @@
+"""The phone web app in a real browser: Debian's Chromium, headless, with a fake camera playing a
+generated video of digits on paper. Needs Chromium, Playwright and npm (.ci/run installs them)."""
+
+import json
+import os
+
+import cv2
+import numpy as np
+import pytest
+
+from edgedigits.deploy.preprocess import segment
+from edgedigits.tools import browser as B
+from edgedigits.tools.scenes import SceneConfig, make_scene
+from tests.conftest import run_cli
+
+if not B.chromium() and not os.environ.get("CI"):
+    pytest.skip("Chromium is not installed (apt-get install chromium)", allow_module_level=True)
+
+
+@pytest.fixture(scope="module")
+def app(shipped, tmp_path_factory):
+    out = tmp_path_factory.mktemp("web") / "app"
+    code, stdout, err = run_cli("deploy", "--target", "web", "--manifest", str(shipped[1]), "--out", str(out))
+    assert code == 0, err
+    return out
+
+
+@pytest.fixture(scope="module")
+def python_runner(shipped):
+    from edgedigits.deploy.runners import from_manifest
+
+    return from_manifest(shipped[1], "onnx", fmt="onnx_int8")  # the model the web app runs
+
+
+@pytest.fixture(scope="module")
+def scenes(sample, app, python_runner):
+    """Scenes saved as PNG beside the app (same origin); the first few the Python pipeline reads right."""
+    from edgedigits.deploy import camera
+
+    rng = np.random.default_rng(99)
+    (app / "t").mkdir()
+    out = []
+    while len(out) < 6:
+        frame, truth = make_scene(rng, (sample.test.images, sample.test.labels),
+                                  SceneConfig(digits=(3, 4), two_lines_prob=0.0))
+        text = "".join(str(lab) for lab, _ in truth)
+        if len(out) < 3 and camera.recognize(frame, python_runner).text != text:
+            continue
+        cv2.imwrite(str(app / "t" / f"{len(out)}.png"), frame)
+        out.append((frame, text))
+    return out
+
+
+def test_app_files_and_policy(app):
+    files = json.loads((app / "precache.json").read_text())
+    assert {"index.html", "app.js", "preprocess.js", "model.onnx", "model.json", "runtime/ort.wasm.min.mjs",
+            "runtime/ort-wasm-simd-threaded.wasm"} <= set(files)
+    html = (app / "index.html").read_text()
+    assert "default-src 'self'" in html and "script-src 'self' 'wasm-unsafe-eval'" in html
+    assert "__VERSION__" not in (app / "sw.js").read_text()
+    meta = json.loads((app / "model.json").read_text())
+    assert meta["format"] == "onnx_int8" and meta["labels"] == [str(d) for d in range(10)]
+
+
+def test_reads_the_fake_camera_offline_and_same_origin_only(app, scenes, tmp_path):
+    frame, text = scenes[0]
+    y4m = B.write_y4m(tmp_path / "cam.y4m", [frame] * 5)
+    requests = []
+    with B.serve(app) as url, B.browser(y4m) as ctx:
+        ctx.on("request", lambda r: requests.append(r.url))
+        page = ctx.new_page()
+        errors = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(url)
+        B.wait_for_frames(page, 3)
+        last = page.evaluate("() => window.edgedigits.last")
+        assert last["text"] == text, (last["text"], text)
+        assert page.inner_text("#text") == text
+        assert "ms" in page.inner_text("#stats") and "FPS" in page.inner_text("#stats")
+        # offline: the service worker serves everything once it controls the page
+        page.evaluate("async () => { await navigator.serviceWorker.ready; }")
+        page.reload()
+        page.wait_for_load_state()
+        assert page.evaluate("() => !!navigator.serviceWorker.controller")
+        ctx.set_offline(True)
+        page.reload()
+        B.wait_for_frames(page, 3)
+        assert page.evaluate("() => window.edgedigits.last.text") == text
+        assert not errors, errors
+    origins = {u.split("/")[2] for u in requests if u.startswith("http")}
+    assert origins == {url.split("/")[2]}, origins
+    assert all(u.startswith(("http://127.0.0.1", "data:", "blob:")) for u in requests), requests
+
+
+def test_javascript_and_python_preprocessing_agree(app, scenes, python_runner):
+    from edgedigits.deploy import camera
+
+    with B.serve(app) as url, B.browser() as ctx:
+        page = ctx.new_page()
+        page.goto(url)
+        page.evaluate("async () => { await window.edgedigits.ready; }")
+        for i, (frame, text) in enumerate(scenes):
+            js = B.page_recognize(page, f"{url}t/{i}.png")
+            py = segment(cv2.imread(str(app / "t" / f"{i}.png")))
+            assert [tuple(d["box"]) for d in js["digits"]] == [d.box for d in py]
+            for d, p in zip(js["digits"], py):
+                diff = np.abs(np.array(d["image"]).reshape(28, 28) - p.image.astype(int))
+                assert diff.max() <= 8 and diff.mean() <= 0.5, (i, diff.max(), diff.mean())
+            # the same model on the same 28x28 digits: the same reading as the Python pipeline
+            assert js["text"] == camera.recognize(frame, python_runner).text
+
+
+def test_camera_refused_is_explained(app):
+    with B.serve(app) as url, B.browser(camera=False) as ctx:
+        page = ctx.new_page()
+        page.goto(url)
+        page.evaluate("async () => { await window.edgedigits.ready.catch(() => {}); }")
+        # headless Chromium without a fake device: no camera at all, or permission refused
+        page.wait_for_selector("#message:not([hidden])", timeout=20_000)
+        msg = page.inner_text("#message")
+        assert "Photo" in msg and ("refused" in msg or "No camera" in msg or "could not start" in msg), msg
+
+
+def test_serve_command_refuses_a_folder_without_an_app(tmp_path):
+    code, out, err = run_cli("serve", str(tmp_path))
+    assert code == 2 and "no index.html" in err

@@ -1,0 +1,101 @@
+import hashlib
+import json
+import shutil
+
+import pytest
+
+from edgedigits.convert.formats import FORMATS
+from edgedigits.tools.benchmark import gates
+from tests.conftest import run_cli
+
+ROW_KEYS = {"format", "file", "precision", "runtime", "status", "reason", "size_bytes", "load_ms",
+            "first_inference_ms", "p50_ms", "p95_ms", "p99_ms", "throughput", "accuracy", "peak_rss_mb",
+            "model_rss_mb", "agreement", "delta_pp", "speedup_vs_keras"}
+
+
+@pytest.fixture(scope="module")
+def report(small_converted, tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench")
+    code, stdout, err = run_cli("benchmark", str(small_converted), "--data", "sample", "--limit", "300",
+                                "--runs", "40", "--json", str(out / "b.json"), "--markdown", str(out / "b.md"),
+                                "--plot", str(out / "b.png"))
+    assert code == 0, err
+    return json.loads((out / "b.json").read_text()), stdout, out
+
+
+def test_every_row_present_with_sane_figures(report):
+    rep, stdout, _ = report
+    assert [r["format"] for r in rep["rows"]] == ["keras"] + list(FORMATS)
+    assert rep["digits"] == 300 and rep["threads"] == 1 and rep["schema_version"] == 1
+    for r in rep["rows"]:
+        if r["format"] == "edgetpu":
+            assert r["status"] == "skipped"
+            continue
+        assert set(r) == ROW_KEYS, set(r) ^ ROW_KEYS
+        assert 0 < r["p50_ms"] <= r["p95_ms"] <= r["p99_ms"], r
+        assert r["load_ms"] > 0 and r["first_inference_ms"] > 0 and r["peak_rss_mb"] > 0
+        assert 0 <= r["accuracy"] <= 1 and all(v > 0 for v in r["throughput"].values())
+        assert r["size_bytes"] > 0
+    keras = rep["rows"][0]
+    assert keras["agreement"] == 1.0 and keras["delta_pp"] == 0 and keras["speedup_vs_keras"] == 1
+    assert "p50 ms" in stdout and "tflite_int8" in stdout
+
+
+def test_markdown_and_plot_written(report):
+    _, _, out = report
+    md = (out / "b.md").read_text()
+    assert md.count("\n| ") >= 8 and "Machine:" in md and "onnxruntime" in md
+    assert (out / "b.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_gates(report):
+    rep = report[0]
+    assert gates(rep, None, None, None) == []
+    assert gates(rep, 0.0, 100.0, rep) == []  # against itself: no regression
+    fails = gates(rep, 101.0, None, None)
+    assert len(fails) == 7 and "below --min-accuracy 101.0%" in fails[0]
+    better = json.loads(json.dumps(rep))
+    for r in better["rows"]:
+        if "accuracy" in r:
+            r["accuracy"] += 0.01
+        if r.get("speedup_vs_keras") and r["format"] != "keras":
+            r["speedup_vs_keras"] *= 3
+    fails = gates(rep, None, None, better)
+    assert any("accuracy fell" in f for f in fails) and any("slower" in f for f in fails)
+
+
+def test_gate_failure_exits_1_after_the_table(small_converted, tmp_path):
+    code, stdout, err = run_cli("benchmark", str(small_converted), "--data", "sample", "--limit", "100", "--runs", "10",
+                                "--min-accuracy", "101")
+    assert code == 1
+    assert "tflite_int8" in stdout and "gate failed: tflite_int8: accuracy" in err
+
+
+def test_broken_artifact_and_missing_runtime_reported_in_their_rows(small_converted, tmp_path):
+    folder = tmp_path / "m"
+    shutil.copytree(small_converted, folder)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    broken = folder / "tiny.fp16.tflite"
+    broken.write_bytes(b"TFL3 broken on purpose")
+    for a in manifest["artifacts"]:
+        if a["format"] == "tflite_fp16":
+            a["sha256"] = hashlib.sha256(broken.read_bytes()).hexdigest()
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    fake = tmp_path / "no_ort"
+    fake.mkdir()
+    (fake / "onnxruntime.py").write_text("raise ImportError('onnxruntime is not installed on this device')\n")
+    code, stdout, err = run_cli("benchmark", str(folder), "--data", "sample", "--limit", "100", "--runs", "10",
+                                "--json", str(tmp_path / "b.json"), env={"PYTHONPATH": str(fake)})
+    assert code == 0, err
+    rows = {r["format"]: r for r in json.loads((tmp_path / "b.json").read_text())["rows"]}
+    assert rows["tflite_fp16"]["status"] == "run_failed" and "LiteRT cannot load it" in rows["tflite_fp16"]["reason"]
+    for fmt in ("onnx_fp32", "onnx_int8"):
+        assert rows[fmt]["status"] == "run_failed" and "ONNX Runtime is not installed" in rows[fmt]["reason"]
+    assert rows["tflite_int8"]["status"] == "passed" and rows["tflite_int8"]["accuracy"] > 0.5
+
+
+def test_edgetpu_target_without_a_device_skips(small_converted):
+    code, stdout, err = run_cli("benchmark", str(small_converted), "--data", "sample", "--limit", "50", "--runs", "5",
+                                "--target", "edgetpu")
+    assert code == 0, err
+    assert "skipped (no Edge TPU" in stdout
