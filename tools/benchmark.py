@@ -242,14 +242,23 @@ def plot(report: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = [r for r in report["rows"] if "p50_ms" in r]
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for r in rows:
-        ax.scatter(r["p50_ms"], 100 * r["accuracy"], s=max(20, r["size_bytes"] / 1024), alpha=0.6)
-        ax.annotate(r["format"], (r["p50_ms"], 100 * r["accuracy"]), fontsize=8, xytext=(5, 5),
-                    textcoords="offset points")
-    ax.set(xscale="log", xlabel=f"batch-1 latency p50, ms (log; {report['threads']} thread)",
-           ylabel="accuracy, %", title=f"{report['model']}: accuracy against latency (marker area: file size)")
+    from matplotlib.ticker import ScalarFormatter
+
+    rows = sorted((r for r in report["rows"] if "p50_ms" in r), key=lambda r: r["p50_ms"])
+    fig, ax = plt.subplots(figsize=(8, 4.8))
+    for i, r in enumerate(rows):
+        x, y = r["p50_ms"], 100 * r["accuracy"]
+        ax.scatter(x, y, s=max(20, r["size_bytes"] / 1024), alpha=0.6)
+        ax.annotate(f"{r['format']} ({r['size_bytes'] / 1024:.0f} KiB)", (x, y), fontsize=8,
+                    xytext=(6, 10 if i % 2 else -14), textcoords="offset points")  # alternate: no overlaps
+    accs = [100 * r["accuracy"] for r in rows]
+    ax.set_ylim(min(accs) - 0.15, max(accs) + 0.15)
+    ax.set(xscale="log", xlabel=f"batch-1 latency p50, ms (log scale; {report['threads']} thread)",
+           ylabel=f"accuracy on {report['digits']} test digits, %",
+           title=f"{report['model']}: accuracy against latency (marker area: file size)")
+    ax.xaxis.set_major_formatter(ScalarFormatter())
+    ax.xaxis.set_minor_formatter(ScalarFormatter())
+    ax.tick_params(axis="x", which="minor", labelsize=7)
     ax.grid(alpha=0.3, which="both")
     fig.tight_layout()
     tmp = path.with_name(f".tmp-{path.name}")

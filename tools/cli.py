@@ -19,12 +19,13 @@ def register(make, sub) -> None:
           edgedigits benchmark out/standard --json b.json --markdown b.md --plot b.png
           edgedigits benchmark out/standard --min-accuracy 99 --max-drop 0.1 --compare old.json   # CI gates
           edgedigits benchmark camera                            # the camera pipeline on a generated video
+          edgedigits benchmark web                               # the phone web app in headless Chromium
           edgedigits benchmark train                             # train every registry model, report figures
 
         Rows run one after another, each in a fresh process. A gate that fails exits 1 after the table.
         --compare checks accuracy, and latency as the ratio to Keras measured in the same run.""")
-    p.add_argument("what", nargs="?", default="", metavar="MANIFEST|camera|train",
-                   help="a manifest (or its folder); 'camera' or 'train' for those benchmarks; default: the shipped model")
+    p.add_argument("what", nargs="?", default="", metavar="MANIFEST|camera|web|train",
+                   help="a manifest (or its folder); 'camera', 'web' or 'train' for those benchmarks; default: the shipped model")
     p.add_argument("--model", default="standard", choices=["standard", "tiny"], help="which shipped model, without a manifest")
     p.add_argument("--data", default=d.data, help="test digits: full MNIST's test set when cached (auto), else the bundled sample's")
     p.add_argument("--limit", type=int, default=d.limit, help="use at most this many test digits")
@@ -64,8 +65,15 @@ def run_benchmark(args) -> int:
         if args.json:
             _write(args.json, json.dumps(report, indent=1))
         return 0
-    manifest = shipped_manifest(args.model) if args.what in ("", "camera") else Path(args.what)
+    manifest = shipped_manifest(args.model) if args.what in ("", "camera", "web") else Path(args.what)
     with tempfile.TemporaryDirectory(prefix="edgedigits-bench-") as work:
+        if args.what == "web":
+            from edgedigits.tools.web_bench import web_benchmark
+
+            report = web_benchmark(manifest, Path(work))
+            if args.json:
+                _write(args.json, json.dumps(report, indent=1))
+            return 0
         if args.what == "camera":
             from edgedigits.tools.camera_bench import camera_benchmark
 

@@ -6,7 +6,7 @@ const $ = (id) => document.getElementById(id);
 const video = $('video'), overlay = $('overlay'), work = document.createElement('canvas');
 const MAX_SIDE = 640;  // frames are processed at most this size: the pipeline's 640x480 budget
 
-const state = { frames: 0, last: null, stream: null, cameras: [], cameraIndex: 0, fps: 0, running: false };
+const state = { frames: 0, last: null, history: [], stream: null, cameras: [], cameraIndex: 0, fps: 0, running: false };
 window.edgedigits = state;
 
 function say(msg) { $('status').textContent = msg; }
@@ -87,6 +87,9 @@ async function loop() {
     state.fps = 0.9 * state.fps + 0.1 * (1000 / Math.max(performance.now() - t0, 1));
     state.frames++;
     state.last = result;
+    result.timings.frame_ms = performance.now() - t0;  // grab + preprocess + inference
+    state.history.push(result.timings);
+    if (state.history.length > 1000) state.history.shift();
     draw(result, f.scale * video.videoWidth / video.clientWidth);
   }
   requestAnimationFrame(loop);

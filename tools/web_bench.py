@@ -1,0 +1,52 @@
+"""`edgedigits benchmark web`: the web app in headless Chromium on this machine.
+
+Builds the app for each ONNX format, plays a generated 640x480 video of four digits per frame into
+Chromium's fake camera, and reads the page's own per-frame timings (frame grab, preprocessing in
+JavaScript, inference in ONNX Runtime Web on WebAssembly) and the model's latency per call.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def web_benchmark(manifest, workdir: Path, seconds: float = 8.0, formats=("onnx_int8", "onnx_fp32"), say=print) -> dict:
+    from edgedigits.deploy.webapp import build
+    from edgedigits.tools import browser as B
+    from edgedigits.tools.scenes import SceneConfig, make_scene
+    from edgedigits.train.data import load_sample
+
+    ds = load_sample()
+    rng = np.random.default_rng(0)
+    frames = [make_scene(rng, (ds.test.images, ds.test.labels), SceneConfig(digits=(4, 4), two_lines_prob=0.0))[0]
+              for _ in range(20)]
+    y4m = B.write_y4m(workdir / "camera.y4m", [f for f in frames for _ in range(3)])
+    report = {"frame_size": [640, 480], "digits_per_frame": 4, "browser": "", "rows": []}
+    for fmt in formats:
+        app = workdir / f"app-{fmt}"
+        built = build(manifest, app, fmt=fmt, say=lambda *_: None)
+        with B.serve(app) as url, B.browser(y4m) as ctx:
+            page = ctx.new_page()
+            page.goto(url)
+            B.wait_for_frames(page, 5)
+            page.evaluate("() => { window.edgedigits.history.length = 0; }")
+            time.sleep(seconds)
+            hist = page.evaluate("() => window.edgedigits.history")
+            report["browser"] = ctx.browser.version
+            one = B.page_inference_ms(page, 1)
+            four = B.page_inference_ms(page, 4)
+        row = {"format": fmt, "app_bytes": built["bytes"], "model_bytes": built["files"]["model.onnx"],
+               "frames": len(hist), "inference_1_digit_ms": one, "inference_4_digits_ms": four}
+        for key in ("preprocess_ms", "inference_ms", "frame_ms"):
+            v = np.array([h[key] for h in hist])
+            row[key] = {"p50": float(np.percentile(v, 50)), "p95": float(np.percentile(v, 95))}
+        row["fps"] = 1000 / row["frame_ms"]["p50"]
+        report["rows"].append(row)
+        say(f"{fmt}: app {built['bytes'] / 1e6:.1f} MB; per frame p50 {row['frame_ms']['p50']:.1f} ms "
+            f"(preprocess {row['preprocess_ms']['p50']:.1f}, inference {row['inference_ms']['p50']:.1f}) = "
+            f"{row['fps']:.0f} FPS; model call: {one:.2f} ms for 1 digit, {four:.2f} ms for 4")
+    say(f"headless Chromium {report['browser']}, one thread of WebAssembly, {len(frames)} distinct 640x480 frames")
+    return report
