@@ -134,7 +134,7 @@ def convert(model_path: Path, out: Path, cfg: ConvertConfig, say=print) -> tuple
             except EdgeDigitsError as e:
                 entry.update(status="export_failed", reason=str(e), file=None)
             except Exception as e:  # a converter's own failure: recorded in the row, the others go on
-                entry.update(status="export_failed", reason=f"{type(e).__name__}: {X._first_line(e)}", file=None)
+                entry.update(status="export_failed", reason=f"{type(e).__name__}: {X.first_line(e)}", file=None)
             else:
                 ctx.artifacts[f.name] = path
                 entry.update(file=path.name, sha256=sha256_file(path), size_bytes=path.stat().st_size)

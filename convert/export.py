@@ -111,7 +111,7 @@ def export_tflite_int8(ctx: ExportContext, out: Path) -> Path:
     try:
         return _write(out, int8_converter(ctx).convert())
     except Exception as e:  # the converter raises ConverterError and friends, with a long log
-        raise EdgeDigitsError(f"full-integer quantization failed: {_first_line(e)}") from None
+        raise EdgeDigitsError(f"full-integer quantization failed: {first_line(e)}") from None
 
 
 def export_edgetpu(ctx: ExportContext, out: Path) -> Path:
@@ -137,7 +137,7 @@ def export_onnx_fp32(ctx: ExportContext, out: Path) -> Path:
         proto, _ = tf2onnx.convert.from_function(tf.function(lambda x: loaded.serve(x)),
                                                  input_signature=spec, opset=ctx.opset)
     except Exception as e:
-        raise EdgeDigitsError(f"tf2onnx could not convert the model (opset {ctx.opset}): {_first_line(e)}") from None
+        raise EdgeDigitsError(f"tf2onnx could not convert the model (opset {ctx.opset}): {first_line(e)}") from None
     _rename_output(proto, "probs")
     _set_metadata(proto, ctx.metadata)
     onnx.checker.check_model(proto, full_check=True)
@@ -184,7 +184,7 @@ def _set_metadata(proto, metadata: dict) -> None:
         entry.key, entry.value = key, value if isinstance(value, str) else json.dumps(value)
 
 
-def _first_line(e: Exception) -> str:
+def first_line(e: Exception) -> str:
     lines = [ln for ln in str(e).splitlines() if ln.strip()]
     errors = [ln for ln in lines if "error" in ln.lower()]
     return (errors or lines or [type(e).__name__])[0].strip()[:400]

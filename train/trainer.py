@@ -18,7 +18,6 @@ from __future__ import annotations
 import csv
 import json
 import os
-import shutil
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -253,10 +252,3 @@ def finish(cfg: TrainConfig, run_dir: Path, state: dict, ds: D.Dataset, val_d: D
 
 def predict(model, images: np.ndarray, batch_size: int = 1024) -> np.ndarray:
     return np.argmax(model.predict(to_input(images), batch_size=batch_size, verbose=0), axis=1)
-
-
-def copy_run_model(run_dir: Path, dest: Path) -> None:
-    """Copy a finished run's model and card (how the shipped pretrained models were made)."""
-    dest.mkdir(parents=True, exist_ok=True)
-    for name in ("model.keras", "model_card.md", "metrics.json"):
-        shutil.copy2(run_dir / name, dest / name)
