@@ -239,3 +239,41 @@ def test_interrupted_conversion_leaves_no_artifact_or_manifest(small_run, tmp_pa
         from ai_edge_litert.interpreter import Interpreter
 
         Interpreter(model_path=str(f)).allocate_tensors()  # every file there is complete
+
+
+def test_uint8_io_option(small_run, tmp_path, test_digits):
+    from edgedigits.deploy.runners import load_runner
+
+    code, _, err = run_cli("convert", str(small_run / "model.keras"), "--out", str(tmp_path / "u"), "--formats",
+                           "tflite_int8", "--int8-io", "uint8", "--data", "sample", "--check-limit", "200",
+                           "--tolerance", "50")
+    assert code == 0, err
+    entry = load_manifest(tmp_path / "u").artifact("tflite_int8")
+    assert entry["inputs"][0]["dtype"] == "uint8" and entry["inputs"][0]["quantization"]["zero_point"] == 0
+    assert entry["outputs"][0]["dtype"] == "uint8"
+    x, y = test_digits
+    assert np.mean(load_runner(tmp_path / "u" / entry["file"])(x).argmax(1) == y) > 0.8
+
+
+def test_an_op_that_cannot_convert_fails_its_rows_only(tmp_path, sample):
+    """Bicubic resizing has no TFLite builtin: the TFLite rows fail with the converter's reason, the
+    ONNX row is still written and checked, the manifest names no missing file, and the exit is 1."""
+    import keras
+
+    inp = keras.Input((28, 28, 1), name="digits")
+    x = keras.layers.UpSampling2D(2, interpolation="bicubic")(inp)
+    x = keras.layers.Conv2D(4, 3, strides=2, activation="relu")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    model = keras.Model(inp, keras.layers.Dense(10, activation="softmax")(x), name="bicubic")
+    model.save(tmp_path / "bicubic.keras")
+    out = tmp_path / "c"
+    code, stdout, err = run_cli("convert", str(tmp_path / "bicubic.keras"), "--out", str(out), "--formats",
+                                "tflite_fp32", "onnx_fp32", "--data", "sample", "--check-limit", "100",
+                                "--tolerance", "100")
+    assert code == 1, (stdout, err)
+    m = load_manifest(out)
+    rows = {a["format"]: a for a in m.artifacts}
+    assert rows["tflite_fp32"]["status"] == "export_failed" and rows["tflite_fp32"]["file"] is None
+    assert rows["tflite_fp32"]["reason"]
+    assert rows["onnx_fp32"]["status"] == "passed" and (out / rows["onnx_fp32"]["file"]).is_file()
+    assert "export failed" in stdout
