@@ -162,6 +162,8 @@ def run(frames, runner, *, confidence: float = 0.6, smooth: float = 0.0, headles
     timings = {s: [] for s in STAGES}
     smoother = Smoother(smooth) if smooth > 0 else None
     show = not headless and has_display()
+    if not headless and not show:
+        print("notice: no display found; printing one JSON line per frame (as with --headless)", file=sys.stderr)
     saver = Saver(save_dir) if save_dir else None
     n, fps, t_start = 0, None, time.perf_counter()
     try:
