@@ -23,11 +23,12 @@ $(WEB)/node_modules/.package-lock.json: $(WEB)/package-lock.json
 
 setup: $(BIN)/edgedigits
 
-# For the tests: handwriting fonts (generated camera scenes) and Chromium (the web app in a real
-# browser), from Debian/Ubuntu packages (needs root or sudo).
+# For the tests: handwriting fonts (generated camera scenes), Chromium (the web app in a real browser)
+# and Xvfb (the camera window on a virtual display), from Debian/Ubuntu packages (needs root or sudo).
 system-deps: $(WEB)/node_modules/.package-lock.json
 	@missing=""; ls /usr/share/fonts/opentype/bwht/*.otf >/dev/null 2>&1 || missing="$(FONTS)"; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	command -v xvfb-run >/dev/null || missing="$$missing xvfb"; \
 	if [ -n "$$missing" ]; then \
 	  if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
 	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing) >/dev/null; \

@@ -186,3 +186,24 @@ def test_missing_camera_and_bad_manifest(tmp_path):
     (tmp_path / "manifest.json").write_text('{"schema": "something else"}')
     code, out, err = run_cli("deploy", "--manifest", str(tmp_path), "--source", "0", "--headless")
     assert code == 2 and "not an edgedigits manifest" in err and "Traceback" not in err
+
+
+def test_window_on_a_display(sample, tmp_path):
+    """Where a display exists the pipeline opens a window instead of printing JSON (a virtual X display)."""
+    import shutil
+    import subprocess
+    import sys
+
+    if not shutil.which("xvfb-run"):
+        if os.environ.get("CI"):
+            pytest.fail("xvfb-run missing: make system-deps installs it")
+        pytest.skip("xvfb-run not installed")
+    rng = np.random.default_rng(21)
+    video = write_video(tmp_path / "v.avi", [make_scene(rng, (sample.test.images, sample.test.labels))[0]
+                                             for _ in range(6)])
+    proc = subprocess.run(["xvfb-run", "-a", sys.executable, "-m", "edgedigits", "deploy", "--source", str(video),
+                           "--max-frames", "5"], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout == ""  # the window shows the digits; no JSON lines
+    assert "5 frames in" in proc.stderr and "no display found" not in proc.stderr
