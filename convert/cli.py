@@ -10,8 +10,8 @@ def register(make, sub) -> None:
     from edgedigits.convert.formats import FORMATS
 
     d = ConvertConfig()
-    table = "\n".join(f"  {f.name:<15} {f.suffix:<16} {f.precision}" for f in FORMATS.values())
-    p = make(sub, "convert", "Quantize and export a Keras model to TFLite, ONNX and the Edge TPU; check each file.", f"""\
+    table = "\n".join(f"          {f.name:<15} {f.suffix:<16} {f.precision}" for f in FORMATS.values())
+    p = make(sub, "convert", "Quantize and export a Keras model to TFLite, ONNX and the Edge TPU; check each file.", """\
         examples:
           edgedigits convert runs/train/standard-x/model.keras --out out/standard
           edgedigits convert model.keras --out out/m --formats tflite_int8 onnx_fp32

@@ -17,8 +17,9 @@ import numpy as np
 
 from edgedigits import __version__
 from edgedigits.convert import export as X
-from edgedigits.convert.formats import FORMATS, resolve
+from edgedigits.convert.formats import resolve
 from edgedigits.convert.manifest import LABELS, PREPROCESSING, load_manifest, sha256_file, write_manifest
+from edgedigits.atomic import atomic_write
 from edgedigits.errors import EdgeDigitsError
 
 
@@ -120,7 +121,7 @@ def convert(model_path: Path, out: Path, cfg: ConvertConfig, say=print) -> tuple
 
     source = out / f"{name}.keras"
     if source.resolve() != Path(model_path).resolve():
-        X.atomic(source, lambda tmp: shutil.copyfile(model_path, tmp))
+        atomic_write(source, lambda tmp: shutil.copyfile(model_path, tmp))
     card = Path(model_path).with_name("model_card.md")
     metadata = {"labels": LABELS, "preprocessing": PREPROCESSING, "source_sha256": sha256_file(source)}
     entries = []

@@ -17,7 +17,8 @@ from pathlib import Path
 def explain_int8(ctx, out_csv: Path, top: int = 10) -> str:
     import tensorflow as tf
 
-    from edgedigits.convert.export import atomic, int8_converter
+    from edgedigits.atomic import atomic_write
+    from edgedigits.convert.export import int8_converter
 
     conv = int8_converter(ctx)
     debugger = tf.lite.experimental.QuantizationDebugger(converter=conv, debug_dataset=ctx.representative())
@@ -29,7 +30,7 @@ def explain_int8(ctx, out_csv: Path, top: int = 10) -> str:
         scale = float(r.get("scale") or 0)
         rmse = math.sqrt(float(r.get("mean_squared_error") or 0))
         r["rmse_over_scale"] = rmse / scale if scale else float("nan")
-    atomic(out_csv, lambda tmp: _write_csv(tmp, rows))
+    atomic_write(out_csv, lambda tmp: _write_csv(tmp, rows))
     worst = sorted(rows, key=lambda r: -(r["rmse_over_scale"] if r["rmse_over_scale"] == r["rmse_over_scale"] else 0))
     lines = [f"per-layer int8 error (RMSE / scale; about 0.29 is plain rounding), worst {min(top, len(rows))} "
              f"of {len(rows)}; all in {out_csv}:",

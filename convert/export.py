@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgedigits.atomic import atomic_write
 from edgedigits.errors import EdgeDigitsError
 
 ONNX_OPSET = 17
@@ -56,18 +57,7 @@ def _tflite_converter(ctx: ExportContext, batch: int | None = None):
 
 
 def _write(out: Path, data: bytes) -> Path:
-    return atomic(out, lambda tmp: tmp.write_bytes(data))
-
-
-def atomic(out: Path, write) -> Path:
-    """write(tmp) then rename onto `out`: a crash or Ctrl-C never leaves a half-written artifact."""
-    tmp = out.with_name(f".tmp-{out.name}")
-    try:
-        write(tmp)
-        tmp.replace(out)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return out
+    return atomic_write(out, lambda tmp: tmp.write_bytes(data))
 
 
 def export_tflite_fp32(ctx: ExportContext, out: Path) -> Path:
@@ -141,7 +131,7 @@ def export_onnx_fp32(ctx: ExportContext, out: Path) -> Path:
     _rename_output(proto, "probs")
     _set_metadata(proto, ctx.metadata)
     onnx.checker.check_model(proto, full_check=True)
-    return atomic(out, lambda tmp: onnx.save(proto, str(tmp)))
+    return atomic_write(out, lambda tmp: onnx.save(proto, str(tmp)))
 
 
 def export_onnx_int8(ctx: ExportContext, out: Path) -> Path:
@@ -167,7 +157,7 @@ def export_onnx_int8(ctx: ExportContext, out: Path) -> Path:
     proto = onnx.load(str(quantized))
     _set_metadata(proto, ctx.metadata)
     onnx.checker.check_model(proto)
-    return atomic(out, lambda tmp: onnx.save(proto, str(tmp)))
+    return atomic_write(out, lambda tmp: onnx.save(proto, str(tmp)))
 
 
 def _rename_output(proto, name: str) -> None:

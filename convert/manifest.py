@@ -23,6 +23,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from edgedigits.atomic import atomic_write
 from edgedigits.errors import EdgeDigitsError
 
 SCHEMA = "edgedigits.manifest"
@@ -90,11 +91,7 @@ def write_manifest(folder: Path, data: dict) -> Path:
         if a.get("file") and not (folder / a["file"]).is_file():
             raise ManifestError(f"{folder / a['file']}: missing; refusing to write a manifest that names it")
     validate(data, folder / NAME)
-    path = folder / NAME
-    tmp = folder / f".tmp-{NAME}"
-    tmp.write_text(json.dumps(data, indent=1) + "\n")
-    os.replace(tmp, path)
-    return path
+    return atomic_write(folder / NAME, lambda tmp: tmp.write_text(json.dumps(data, indent=1) + "\n"))
 
 
 def validate(data: dict, where: Path | str) -> None:

@@ -17,6 +17,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from edgedigits.atomic import atomic_write
 from edgedigits.deploy.preprocess import Digit, SegmentConfig, segment
 from edgedigits.deploy.sources import Frame
 
@@ -129,10 +130,7 @@ class Saver:
     def add(self, frame: Frame, image: np.ndarray, is_video: bool) -> None:
         if not is_video:
             name = Path(frame.source).stem if Path(frame.source).is_file() else f"frame{frame.index:06d}"
-            out = self.folder / f"{name}.annotated.jpg"
-            tmp = self.folder / f".tmp-{out.name}"
-            cv2.imwrite(str(tmp), image)
-            os.replace(tmp, out)
+            atomic_write(self.folder / f"{name}.annotated.jpg", lambda tmp: cv2.imwrite(str(tmp), image))
             return
         if self.video is None:
             h, w = image.shape[:2]

@@ -261,10 +261,10 @@ def plot(report: dict, path: Path) -> None:
     ax.tick_params(axis="x", which="minor", labelsize=7)
     ax.grid(alpha=0.3, which="both")
     fig.tight_layout()
-    tmp = path.with_name(f".tmp-{path.name}")
-    fig.savefig(tmp, dpi=110, format="png")
+    from edgedigits.atomic import atomic_write
+
+    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
     plt.close(fig)
-    tmp.replace(path)
 
 
 # --------------------------------------------------------------------------------------- gates

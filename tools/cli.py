@@ -47,9 +47,9 @@ def register(make, sub) -> None:
 
 
 def _write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".tmp-{path.name}")
-    tmp.write_text(text)
-    tmp.replace(path)
+    from edgedigits.atomic import atomic_write
+
+    atomic_write(path, lambda tmp: tmp.write_text(text))
 
 
 def run_benchmark(args) -> int:

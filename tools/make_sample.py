@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgedigits.atomic import atomic_write
 from edgedigits.train.data import SAMPLE_PATH, stratified
 from edgedigits.train.mnist import load_mnist
 
@@ -26,9 +27,8 @@ def main(argv=None) -> None:
     ds = load_mnist(args.mnist, allow_download=False)
     train = stratified(ds.train, 10 * args.train_per_class, seed=2026)
     test = stratified(ds.test, 10 * args.test_per_class, seed=2026)
-    tmp = args.out.with_suffix(".tmp.npz")
-    np.savez_compressed(tmp, x_train=train.images, y_train=train.labels, x_test=test.images, y_test=test.labels)
-    tmp.replace(args.out)
+    atomic_write(args.out, lambda tmp: np.savez_compressed(tmp, x_train=train.images, y_train=train.labels,
+                                                           x_test=test.images, y_test=test.labels))
     print(f"{args.out}: {len(train)} train + {len(test)} test digits, {args.out.stat().st_size / 1e6:.2f} MB")
 
 

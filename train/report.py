@@ -10,6 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
+from edgedigits.atomic import atomic_write
+
 
 def _pyplot():
     import matplotlib
@@ -21,9 +23,7 @@ def _pyplot():
 
 
 def _save(fig, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=110)
-    tmp.replace(path)
+    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
 
 
 def plot_curves(history: list[dict], path: Path, title: str = "") -> None:
@@ -104,6 +104,4 @@ def write_model_card(path: Path, cfg, metrics: dict) -> None:
 
 Licence of the data: MNIST (LeCun, Cortes, Burges), CC BY-SA 3.0.
 """
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
+    atomic_write(path, lambda tmp: tmp.write_text(text))

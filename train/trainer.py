@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -25,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgedigits.atomic import atomic_write
 from edgedigits.errors import EdgeDigitsError
 from edgedigits.train import data as D
 
@@ -51,13 +51,6 @@ class TrainConfig:
     data_sha256: str = ""
     command: str = ""
     extra: dict = field(default_factory=dict)
-
-
-def atomic_write(path: Path, write) -> None:
-    """write(tmp_path) then rename over `path`: readers never see a half-written file."""
-    tmp = path.with_name(f".tmp-{path.name}")  # same folder and suffix: rename is atomic
-    write(tmp)
-    os.replace(tmp, path)
 
 
 def to_input(images: np.ndarray) -> np.ndarray:
