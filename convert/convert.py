@@ -19,6 +19,7 @@ from edgedigits import __version__
 from edgedigits.convert import export as X
 from edgedigits.convert.formats import resolve
 from edgedigits.convert.manifest import LABELS, PREPROCESSING, load_manifest, sha256_file, write_manifest
+from edgedigits.deploy.runners import load_runner, to_float  # the input contract and the runners, in one place
 from edgedigits.atomic import atomic_write
 from edgedigits.errors import EdgeDigitsError
 
@@ -51,8 +52,7 @@ def check_digits(cfg: ConvertConfig, say=print):
         check = val
     if cfg.check_limit and cfg.check_limit < len(check):
         check = D.stratified(check, cfg.check_limit, seed=2)
-    x = (calib.images.astype(np.float32) / 255.0)[..., None]
-    return x, check
+    return to_float(calib.images), check
 
 
 def io_details(runner) -> tuple[list[dict], list[dict]]:
@@ -75,8 +75,6 @@ def io_details(runner) -> tuple[list[dict], list[dict]]:
 
 
 def check_artifact(path: Path, check, keras_pred: np.ndarray, tolerance_pp: float) -> dict:
-    from edgedigits.deploy.runners import load_runner
-
     runner = load_runner(path)
     probs = runner(check.images)
     pred = probs.argmax(1)
@@ -115,8 +113,7 @@ def convert(model_path: Path, out: Path, cfg: ConvertConfig, say=print) -> tuple
     say(f"converting {model_path} ({name}, {model.count_params():,} parameters) to "
         f"{', '.join(f.name for f in formats)}")
     say(f"calibration: {len(calib)} training digits; check: {len(check)} digits of {check.source}")
-    keras_pred = np.argmax(model.predict((check.images / 255.0).astype(np.float32)[..., None],
-                                         batch_size=1000, verbose=0), axis=1)
+    keras_pred = np.argmax(model.predict(to_float(check.images), batch_size=1000, verbose=0), axis=1)
     keras_acc = float(np.mean(keras_pred == check.labels))
 
     source = out / f"{name}.keras"

@@ -45,6 +45,8 @@ def _percentiles(samples: list[float]) -> dict:
 
 def _load(kind: str, path: str, threads: int, target: str):
     """A callable (N,28,28) uint8 -> (N,10) for one row, and a batch-1 callable for latency."""
+    from edgedigits.deploy.runners import load_runner, to_float
+
     if kind == KERAS:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
         import tensorflow as tf
@@ -56,10 +58,8 @@ def _load(kind: str, path: str, threads: int, target: str):
         model = load_keras_model(path)
 
         def run(d):  # predict_on_batch: Keras' lowest-overhead call, the fair baseline
-            return np.asarray(model.predict_on_batch((d.astype(np.float32) / 255.0)[..., None]))
+            return np.asarray(model.predict_on_batch(to_float(d)))
         return run
-    from edgedigits.deploy.runners import load_runner
-
     return load_runner(path, threads, "edgetpu" if kind == "edgetpu" and target == "edgetpu" else "cpu")
 
 

@@ -19,7 +19,7 @@ import csv
 import json
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -50,7 +50,6 @@ class TrainConfig:
     data_source: str = ""
     data_sha256: str = ""
     command: str = ""
-    extra: dict = field(default_factory=dict)
 
 
 def to_input(images: np.ndarray) -> np.ndarray:
