@@ -49,8 +49,9 @@ test: setup system-deps
 clean:
 	rm -rf $(VENV) runs .pytest_cache
 
-# How the shipped pretrained models were made: full MNIST (about 40 min on 2 CPU cores for 'standard'),
-# then converted to every format and checked on the validation split.
+# Train both models with their recipes on full MNIST, then ship them (convert to every format, checked on
+# the validation split). On a GPU a few minutes; on 2 CPU cores about 1.6 hours for 'standard' alone.
+# The shipped models came from a sweep on one GPU instead, chosen on validation: docs/training.md.
 MNIST ?= ../shared/data/mnist
 pretrained: setup
 	for m in standard tiny; do \

@@ -42,7 +42,7 @@ def register(make, sub) -> None:
     p.add_argument("--digits", type=int, default=4, help="camera: digits per frame")
     p.add_argument("--codec", default="IYUV", choices=["IYUV", "MJPG"],
                    help="camera: the video's codec: raw YUV as a webcam streams 640x480, or Motion JPEG")
-    p.add_argument("--epochs", type=int, default=30, help="train: epochs per model")
+    p.add_argument("--epochs", type=int, default=0, help="train: epochs per model (default: each model's recipe)")
     p.set_defaults(run=run_benchmark)
 
 

@@ -1,6 +1,7 @@
 """`edgedigits benchmark train`: train every registry model and print test accuracy, parameters,
-time per epoch and device. Epochs and models are chosen on the validation split; the test set is
-read once per model, at the end, for this report."""
+time per epoch and device. Each model trains with its own recipe (epochs, augmentation: chosen on the
+validation split) unless `epochs` is given; the test set is read once per model, at the end, for this
+report."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import time
 from pathlib import Path
 
 
-def train_benchmark(data: str = "auto", epochs: int = 30, limit: int = 0, out: Path = Path("runs/bench")) -> dict:
+def train_benchmark(data: str = "auto", epochs: int = 0, limit: int = 0, out: Path = Path("runs/bench")) -> dict:
     from edgedigits.train.models import REGISTRY
     from edgedigits.train.trainer import TrainConfig, train
 

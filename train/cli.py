@@ -15,7 +15,7 @@ from edgedigits.errors import EdgeDigitsError
 
 def add_train(make, sub) -> None:
     from edgedigits.train.models import REGISTRY
-    from edgedigits.train.trainer import TrainConfig
+    from edgedigits.train.trainer import SAMPLE_EPOCHS, TrainConfig
 
     d = TrainConfig()
     p = make(sub, "train", "Train a digit CNN and write a run folder (model, curves, metrics, model card).", """\
@@ -33,14 +33,18 @@ def add_train(make, sub) -> None:
           FILE.csv  Kaggle Digit Recognizer train.csv;  FILE.npz  Keras' mnist.npz layout""")
     p.add_argument("--model", choices=sorted(REGISTRY), default=d.model, help="registry model to build")
     p.add_argument("--data", default=d.data, help="data source (see below)")
-    p.add_argument("--epochs", type=int, default=d.epochs, help="maximum epochs (early stopping may end sooner)")
+    p.add_argument("--epochs", type=int, help="maximum epochs, early stopping may end sooner (default: the "
+                   f"model's recipe for full MNIST, {SAMPLE_EPOCHS} on the bundled sample)")
     p.add_argument("--batch-size", type=int, default=d.batch_size)
     p.add_argument("--lr", type=float, default=d.learning_rate, help="peak learning rate (cosine schedule)")
     p.add_argument("--patience", type=int, default=d.patience, help="early stop after this many epochs without a better validation loss")
     p.add_argument("--val-fraction", type=float, default=d.val_fraction, help="share of the training data held out for validation")
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--limit", type=int, default=d.limit, help="train on only this many digits (0: all)")
-    p.add_argument("--no-augment", action="store_true", help="train without augmentation")
+    p.add_argument("--augment", type=float, metavar="STRENGTH",
+                   help="augmentation strength: 1 = +-12 deg rotation, +-12%% zoom, +-10%% shift, stroke width; "
+                        "0.5 halves every range (default: the model's own, see the registry)")
+    p.add_argument("--no-augment", action="store_true", help="train without augmentation (--augment 0)")
     p.add_argument("--from", dest="init_from", metavar="MODEL.keras", help="fine-tune this model instead of a new one")
     p.add_argument("--backend", choices=["tensorflow", "jax", "torch"], help="Keras backend (default: $KERAS_BACKEND, else one that sees a GPU)")
     p.add_argument("--out", type=Path, help="run folder (default: runs/train/<model>-<time>)")
@@ -61,13 +65,16 @@ def run_train(args) -> int:
         cfg.command = saved.get("command", command)
         train(cfg, args.resume, resume=True)
         return 0
-    if args.epochs < 1:
+    augment = 0.0 if args.no_augment else args.augment
+    if args.epochs is not None and args.epochs < 1:
         raise EdgeDigitsError(f"--epochs {args.epochs}: must be at least 1")
+    if augment is not None and augment < 0:
+        raise EdgeDigitsError(f"--augment {augment}: must be 0 (off) or more")
     if not 0 < args.val_fraction < 1:
         raise EdgeDigitsError(f"--val-fraction {args.val_fraction}: must be between 0 and 1")
-    cfg = TrainConfig(model=args.model, data=args.data, epochs=args.epochs, batch_size=args.batch_size,
+    cfg = TrainConfig(model=args.model, data=args.data, epochs=args.epochs or 0, batch_size=args.batch_size,
                       learning_rate=args.lr, patience=args.patience, val_fraction=args.val_fraction,
-                      seed=args.seed, limit=args.limit, augment=not args.no_augment,
+                      seed=args.seed, limit=args.limit, augment=augment,
                       init_from=str(args.init_from or ""), backend=args.backend or "", command=command)
     if cfg.init_from:
         cfg.learning_rate = args.lr if args.lr != TrainConfig.learning_rate else args.lr / 10

@@ -30,6 +30,7 @@ from edgedigits.errors import DataError
 IMAGE_MAGIC = 2051  # IDX: unsigned byte, 3 dimensions
 LABEL_MAGIC = 2049  # IDX: unsigned byte, 1 dimension
 SAMPLE_PATH = Path(__file__).with_name("sample") / "mnist_sample.npz"
+SAMPLE_SOURCE = "bundled sample (MNIST train subset)"
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".pgm", ".tif", ".tiff", ".webp"}
 
 
@@ -267,7 +268,7 @@ def load_folder(folder: Path | str) -> Digits:
 def load_sample() -> Dataset:
     """The bundled subset of MNIST (see sample/README.md for provenance and licence)."""
     ds = load_npz(SAMPLE_PATH)
-    return Dataset(Digits(ds.train.images, ds.train.labels, "bundled sample (MNIST train subset)"),
+    return Dataset(Digits(ds.train.images, ds.train.labels, SAMPLE_SOURCE),
                    Digits(ds.test.images, ds.test.labels, "bundled sample (MNIST test subset)"))
 
 

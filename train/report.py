@@ -27,18 +27,29 @@ def _save(fig, path: Path) -> None:
 
 
 def plot_curves(history: list[dict], path: Path, title: str = "") -> None:
+    """Loss, and error rate on a log scale: at 99 %+ accuracy the interesting part is the last
+    fraction of a percent, which a linear accuracy axis squashes flat. The best epoch is marked."""
     plt = _pyplot()
     ep = [h["epoch"] for h in history]
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
-    a.plot(ep, [h["loss"] for h in history], "o-", label="training")
-    a.plot(ep, [h["val_loss"] for h in history], "o-", label="validation")
+    loss, val_loss = [h["loss"] for h in history], [h["val_loss"] for h in history]
+    a.plot(ep, loss, ".-", label="training (augmented)")
+    a.plot(ep, val_loss, ".-", label="validation")
+    late = loss[len(loss) // 10:] + val_loss[len(val_loss) // 10:]  # zoom past the first epochs' drop
+    if len(history) >= 10:
+        lo, hi = min(late), max(late)
+        a.set_ylim(lo - 0.05 * (hi - lo), hi + 0.6 * (hi - lo))
     a.set(xlabel="epoch", ylabel="loss", title="loss")
-    b.plot(ep, [100 * h["accuracy"] for h in history], "o-", label="training (augmented)")
-    b.plot(ep, [100 * h["val_accuracy"] for h in history], "o-", label="validation")
-    b.set(xlabel="epoch", ylabel="accuracy (%)", title="accuracy")
+    err = lambda key: [max(100 * (1 - h[key]), 1e-3) for h in history]  # noqa: E731
+    b.plot(ep, err("accuracy"), ".-", label="training (augmented)")
+    b.plot(ep, err("val_accuracy"), ".-", label="validation")
+    b.set_yscale("log")
+    b.set(xlabel="epoch", ylabel="error (%), log scale", title="error rate (100 - accuracy)")
+    best = min(range(len(history)), key=lambda i: val_loss[i])
     for ax in (a, b):
-        ax.grid(alpha=0.3)
-        ax.legend()
+        ax.axvline(ep[best], color="grey", lw=0.8, ls="--", label=f"best validation loss (epoch {ep[best]})")
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=8)
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     _save(fig, path)
@@ -94,7 +105,7 @@ def write_model_card(path: Path, cfg, metrics: dict) -> None:
 | data | {cfg.data_source} |
 | data SHA-256 | `{cfg.data_sha256}` (pixels then labels of the training set) |
 | split | {cfg.val_fraction:.0%} of the training data held out for validation, seed {cfg.seed} |
-| training | {metrics['epochs_trained']} epochs (best {metrics['best_epoch']}), batch {cfg.batch_size}, AdamW lr {cfg.learning_rate} cosine, label smoothing {cfg.label_smoothing}, augmentation {'on' if cfg.augment else 'off'} |
+| training | {metrics['epochs_trained']} epochs (best {metrics['best_epoch']}), batch {cfg.batch_size}, AdamW lr {cfg.learning_rate} cosine, label smoothing {cfg.label_smoothing}, augmentation {f'strength {float(cfg.augment):g}' if cfg.augment else 'off'} |
 | validation accuracy | {metrics['val_accuracy']:.2%} on {metrics['val_digits']} digits |
 | test accuracy | {test} |
 | device | {cfg.device}, Keras backend {cfg.backend}{', mixed precision' if cfg.mixed_precision else ''} |

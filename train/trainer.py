@@ -33,15 +33,15 @@ from edgedigits.train import data as D
 class TrainConfig:
     model: str = "standard"
     data: str = "auto"  # 'auto': full MNIST if cached or downloadable, else the bundled sample
-    epochs: int = 30
+    epochs: int = 0  # 0: the model's recipe (ModelSpec.epochs), or SAMPLE_EPOCHS on the bundled sample
     batch_size: int = 128
     learning_rate: float = 3e-3
     weight_decay: float = 1e-4
     label_smoothing: float = 0.05
     val_fraction: float = 0.1
-    patience: int = 8  # early stopping on validation loss
+    patience: int = 20  # early stopping on validation loss (long cosine runs plateau mid-way, then improve)
     seed: int = 0
-    augment: bool = True
+    augment: float | None = None  # augmentation strength, 0 none; None: the model's recipe
     limit: int = 0  # use only this many training digits (0: all), for quick runs
     init_from: str = ""  # fine-tune this .keras model instead of building `model` afresh
     backend: str = ""  # filled in with the backend that ran
@@ -50,6 +50,9 @@ class TrainConfig:
     data_source: str = ""
     data_sha256: str = ""
     command: str = ""
+
+
+SAMPLE_EPOCHS = 30  # the bundled sample is a tenth of MNIST: its default run takes a few minutes on a CPU
 
 
 def to_input(images: np.ndarray) -> np.ndarray:
@@ -143,6 +146,23 @@ def write_history(path: Path, rows: list[dict]) -> None:
 
 
 # ------------------------------------------------------------------------------------------ run
+def apply_recipe(cfg: TrainConfig, say=print) -> None:
+    """Fill in what the user left to the model's recipe: augmentation strength and epochs."""
+    from edgedigits.train.models import REGISTRY
+
+    spec = REGISTRY[cfg.model]
+    if cfg.augment is None:
+        cfg.augment = spec.augment
+    if not cfg.epochs:
+        if cfg.data_source == D.SAMPLE_SOURCE:
+            cfg.epochs, why = SAMPLE_EPOCHS, "the default on the bundled sample"
+        elif cfg.init_from:
+            cfg.epochs, why = SAMPLE_EPOCHS, "the default for fine-tuning"
+        else:
+            cfg.epochs, why = spec.epochs, f"the '{cfg.model}' recipe for full MNIST"
+        say(f"epochs: {cfg.epochs}, {why} (--epochs to change)")
+
+
 def prepare_data(cfg: TrainConfig, say=print):
     ds = D.load(cfg.data, say)
     if ds.train.labels is None:
@@ -169,6 +189,7 @@ def train(cfg: TrainConfig, run_dir: Path, resume: bool = False, say=print) -> d
     keras.utils.set_random_seed(cfg.seed)
     ds, train_d, val_d = prepare_data(cfg, say)
     cfg.data_source, cfg.data_sha256 = ds.train.source, ds.train.sha256()
+    apply_recipe(cfg, say)
     say(f"data: {ds.train.source}: {len(train_d)} training and {len(val_d)} validation digits")
 
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -181,7 +202,7 @@ def train(cfg: TrainConfig, run_dir: Path, resume: bool = False, say=print) -> d
     else:
         model = build(cfg.model)
     inputs = keras.Input((28, 28, 1), name="digits")
-    x = build_augmenter(cfg.seed)(inputs) if cfg.augment else inputs
+    x = build_augmenter(cfg.seed, float(cfg.augment))(inputs) if cfg.augment else inputs
     train_model = keras.Model(inputs, model(x), name="trainer")
 
     steps = int(np.ceil(len(train_d) / cfg.batch_size)) * cfg.epochs

