@@ -14,7 +14,12 @@ from edgedigits.errors import EdgeDigitsError
 
 
 class _Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
-    pass
+    """Shows a default only where there is one to show and the help does not already say it."""
+
+    def _get_help_string(self, action):
+        if action.default is None or action.default is False or "default" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
 
 
 def _sub(subparsers, name: str, help: str, epilog: str):

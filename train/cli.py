@@ -35,11 +35,11 @@ def add_train(make, sub) -> None:
     p.add_argument("--data", default=d.data, help="data source (see below)")
     p.add_argument("--epochs", type=int, help="maximum epochs, early stopping may end sooner (default: the "
                    f"model's recipe for full MNIST, {SAMPLE_EPOCHS} on the bundled sample)")
-    p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument("--batch-size", type=int, default=d.batch_size, help="digits per training step")
     p.add_argument("--lr", type=float, default=d.learning_rate, help="peak learning rate (cosine schedule)")
     p.add_argument("--patience", type=int, default=d.patience, help="early stop after this many epochs without a better validation loss")
     p.add_argument("--val-fraction", type=float, default=d.val_fraction, help="share of the training data held out for validation")
-    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--seed", type=int, default=d.seed, help="seed for the validation split, weights and augmentation")
     p.add_argument("--limit", type=int, default=d.limit, help="train on only this many digits (0: all)")
     p.add_argument("--augment", type=float, metavar="STRENGTH",
                    help="augmentation strength: 1 = +-12 deg rotation, +-12%% zoom, +-10%% shift, stroke width; "
