@@ -23,15 +23,15 @@ class RandomAffine(layers.Layer):
     """Rotates, zooms and shifts each image by random amounts in one bilinear resampling.
 
     One resampling blurs strokes once, where a chain of rotation, zoom and translation layers blurs them
-    three times. Unlike Keras' image layers this one supports XLA/jit on the JAX and PyTorch backends, so
-    training on a GPU compiles the whole step. Input and output: (N, H, W, 1) float, background 0.
+    three times. Unlike Keras' image layers it does not opt out of XLA, so on the JAX backend the whole
+    training step, augmentation included, compiles (tested on a CPU and on an H200). Input and output: (N, H, W, 1) float, background 0.
     """
 
     def __init__(self, rotation_deg: float, zoom: float, shift: float, seed: int | None = None, **kwargs):
         super().__init__(**kwargs)
         self.rotation_deg, self.zoom, self.shift, self.seed = rotation_deg, zoom, shift, seed
         self.seed_generator = keras.random.SeedGenerator(seed)
-        # TensorFlow's projective-transform kernel has no XLA version; other backends compile it
+        # TensorFlow's projective-transform kernel has no XLA version (TensorFlow runs it as a graph)
         self.supports_jit = keras.backend.backend() != "tensorflow"
 
     def call(self, x, training=None):
