@@ -108,7 +108,7 @@ def main():
                 if r[0].startswith(fam):
                     for p in [WORK / r[0], WORK / f"{r[0]}.log", WORK / f"probe-{r[0]}.log"]:
                         if p.exists():
-                            tar.add(p, arcname=p.name, filter=lambda ti: None if "/checkpoint/" in ti.name + "/" and ti.name.endswith(".h5") else ti)
+                            tar.add(p, arcname=p.name, filter=lambda ti: None if ti.name.endswith(".h5") else ti)  # checkpoint weights
     log("packed", sorted(x.name for x in OUT.iterdir()))
 
 
