@@ -74,10 +74,10 @@ def _iou(a, b) -> float:
 
 
 def recognize(frame: np.ndarray, runner, confidence: float = 0.6, seg: SegmentConfig = SegmentConfig(),
-              smoother: Smoother | None = None, timings: dict | None = None) -> Recognition:
-    """All digits of one frame, classified in one batch."""
+              smoother: Smoother | None = None, timings: dict | None = None, single: bool = False) -> Recognition:
+    """All digits of one frame, classified in one batch; with `single`, the whole frame is one digit."""
     t0 = time.perf_counter()
-    digits = segment(frame, seg)
+    digits = segment(frame, seg, single)
     t1 = time.perf_counter()
     probs = runner(np.stack([d.image for d in digits])) if digits else np.zeros((0, 10), np.float32)
     if smoother:
@@ -155,7 +155,7 @@ def summarize(timings: dict, frames: int, wall_s: float) -> str:
 
 def run(frames, runner, *, confidence: float = 0.6, smooth: float = 0.0, headless: bool = False,
         save_dir: Path | None = None, max_frames: int = 0, is_video: bool = True,
-        out=sys.stdout, seg: SegmentConfig = SegmentConfig()) -> dict:
+        out=sys.stdout, seg: SegmentConfig = SegmentConfig(), single: bool = False) -> dict:
     """Run the pipeline over a frame source; returns the timings (seconds per stage per frame)."""
     timings = {s: [] for s in STAGES}
     smoother = Smoother(smooth) if smooth > 0 else None
@@ -167,7 +167,7 @@ def run(frames, runner, *, confidence: float = 0.6, smooth: float = 0.0, headles
     try:
         for frame in frames:
             t0 = time.perf_counter()
-            rec = recognize(frame.image, runner, confidence, seg, smoother, timings)
+            rec = recognize(frame.image, runner, confidence, seg, smoother, timings, single)
             timings["capture"].append(frame.capture_s)
             timings["total"].append(frame.capture_s + time.perf_counter() - t0)
             n += 1

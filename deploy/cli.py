@@ -12,6 +12,7 @@ def register(make, sub) -> None:
           edgedigits deploy                                  # webcam 0, shipped 'standard' model, int8 on the CPU
           edgedigits deploy --source photo.jpg --headless    # one JSON line per image
           edgedigits deploy --source photos/ --save annotated/
+          edgedigits deploy --source crops/ --single --headless   # each image is one digit (a crop)
           edgedigits deploy --source video.mp4 --headless --smooth 0.5
           edgedigits deploy --source rtsp://192.168.1.20/stream
           edgedigits deploy --manifest out/standard --target edgetpu --fallback cpu
@@ -20,7 +21,9 @@ def register(make, sub) -> None:
         targets: cpu (LiteRT int8 with XNNPACK), onnx (ONNX Runtime), edgetpu (Coral, via libedgetpu),
                  web (writes an offline web app that runs the model in the phone's browser, to --out).
         JSON lines: {"source", "frame", "digits": [{"label", "confidence", "box": [x, y, w, h]}], "text"}
-        A digit below --confidence is shown as "?". The run ends with per-stage timings and FPS.""")
+        A digit below --confidence is shown as "?". The run ends with per-stage timings and FPS.
+        Digits are found at any size, from a small digit in a 12-megapixel photo to one filling the frame;
+        an image of at most 64 pixels a side is read as one digit, as --single reads every image.""")
     p.add_argument("--source", default="0", help="camera index, video file, image, folder of images, or rtsp/http URL")
     p.add_argument("--manifest", type=Path, help="manifest.json (or its folder) from `edgedigits convert`; "
                                                  "default: the shipped pretrained model")
@@ -35,6 +38,8 @@ def register(make, sub) -> None:
     p.add_argument("--threads", type=int, default=1, help="inference threads")
     p.add_argument("--confidence", type=float, default=0.6, help="below this probability a digit shows as '?'")
     p.add_argument("--smooth", type=float, default=0.0, help="weight of previous frames in live video (0 to 0.9)")
+    p.add_argument("--single", action="store_true",
+                   help="each image or frame is one digit (a crop): all its ink is read as that digit")
     p.add_argument("--headless", action="store_true", help="print JSON lines instead of opening a window")
     p.add_argument("--save", type=Path, metavar="DIR", help="write annotated images or video here")
     p.add_argument("--reconnect", type=int, default=3, help="cameras and streams: reconnection attempts (in all) when frames stop coming")
@@ -105,6 +110,7 @@ def run_deploy(args) -> int:
     src = Path(args.source)
     is_video = not (src.is_dir() or src.suffix.lower() in IMAGE_SUFFIXES)
     t = camera.run(frames, runner, confidence=args.confidence, smooth=args.smooth, headless=args.headless,
-                   save_dir=args.save, max_frames=args.max_frames, is_video=is_video)
+                   save_dir=args.save, max_frames=args.max_frames, is_video=is_video,
+                   single=args.single)
     say(camera.summarize(t, t["frames"], t["wall"]))
     return 0

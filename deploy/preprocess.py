@@ -1,17 +1,28 @@
-"""From a camera frame to MNIST-style digits: find each digit on paper and normalize it as MNIST was made.
+"""From a camera frame or a photo to MNIST-style digits: find each digit on paper, keep every one of its
+strokes, and normalize it as MNIST was made.
 
-Per frame (numbers for a 640x480 frame):
-  1. grey, then the ink map: the paper's brightness is estimated at 1/4 resolution (a closing removes
-     the dark strokes, a blur smooths the light) and the frame is subtracted from it, so uneven light
-     and shadows fall away: ink = max(paper - frame, 0), dark pen on light paper -> bright on black;
-  2. threshold: Otsu on the ink map, raised to a fraction of the strongest ink, so faint printed
-     grid lines and paper texture stay below it; then long straight horizontal and vertical runs
-     (the lines of squared or ruled paper) are removed;
-  3. contours of the remaining ink, pieces of one digit merged, and boxes filtered by size, shape
-     and ink density;
-  4. reading order: boxes grouped into lines by vertical overlap, each line left to right;
-  5. each digit normalized like MNIST: its ink cropped, strokes thickened to MNIST's width when the
-     pen was thin, scaled to fit 20x20 keeping the aspect ratio, placed in 28x28 by its centre of mass.
+Per frame (numbers for a 640x480 frame, searched at 320x240):
+  1. grey, light-on-dark images (a blackboard, an MNIST digit) inverted; then the ink map: the paper's
+     brightness is estimated by a closing wider than a marker stroke (at 1/4 resolution) and the frame
+     is subtracted from it, so uneven light, shadows and tinted paper fall away:
+     ink = max(paper - frame, 0), dark pen on light paper -> bright on black;
+  2. threshold with hysteresis: a pixel is ink when it is above Otsu's threshold, raised to a fraction
+     of the strongest ink (faint printed grid lines and paper texture stay below it), or when it is
+     above half of that and connected to such a pixel: a blurry or unevenly inked stroke stays whole;
+  3. the lines of ruled or squared paper are removed, and only they: straight runs that cross most of
+     the frame, two or more in parallel. A long stroke of a digit (the stem of a 1) is never one of them;
+  4. connected pieces, pieces of one digit merged (one above the other, or one inside the other),
+     boxes kept by size and shape; a digit may touch the frame's edge or fill the frame;
+  5. scale: when every digit found is small at the search size, or none is found in a large photo
+     (a full phone photo with a small digit), the frame is searched again at twice the resolution;
+  6. reading order: boxes grouped into lines by vertical overlap, each line left to right;
+  7. each digit normalized like MNIST: its ink cropped, its stroke width brought to MNIST's (thin pen
+     thickened, thick marker thinned), scaled to fit 20x20 keeping the aspect ratio, and placed in 28x28
+     by its centre of mass.
+With `single`, the whole image is one digit (a crop, as people feed MNIST models): steps 4-6 are skipped
+and all ink is the digit. Images of at most `single_side` pixels are always read that way.
+
+deploy/web/preprocess.js is the same pipeline in JavaScript, kept in step by tests/deploy/test_web.py.
 """
 
 from __future__ import annotations
@@ -21,23 +32,26 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-
 CROSS = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))
+SQUARE = np.ones((3, 3), np.uint8)
 
 
 @dataclass(frozen=True)
 class SegmentConfig:
-    min_height_frac: float = 0.04  # digit box height >= this fraction of the frame height
-    max_height_frac: float = 0.9
+    max_side: int = 320  # frames are searched at most this size, shrunk by a whole factor (640x480 -> 320x240)
+    small_digit: int = 20  # ... and searched again at twice the resolution when every digit is shorter than this
+    min_height: int = 8  # a digit is at least this many pixels tall at the search size
     min_ink_frac: float = 0.35  # threshold >= this fraction of the strongest ink (drops faint grid lines)
-    min_contrast: int = 24  # ... and never below this ink level (0..255): blank paper finds nothing
-    line_frac: float = 0.25  # straight runs longer than this fraction of the frame are paper lines
-    min_aspect: float = 0.08  # width / height of a digit box
-    max_aspect: float = 1.6
+    min_contrast: int = 20  # ... and never below this ink level (0..255): blank paper finds nothing
+    low_frac: float = 0.5  # hysteresis: ink above this fraction of the threshold joins a stroke it touches
+    paper_frac: float = 1 / 12  # the paper's brightness is estimated over this fraction of the frame's side,
+    # narrow enough to follow a shadow's edge; in a close-up, over half the tallest digit's height instead
+    line_span: float = 0.8  # a straight run across this fraction of the frame, with a parallel one, is paper
+    max_aspect: float = 2.2  # width / height of a digit box
+    max_stroke: float = 0.4  # stroke width / box height: above it, a filled blob (a shadow's corner, a thumb)
     relative_height: float = 0.4  # drop boxes shorter than this fraction of the tallest digit
     stroke_target: float = 2.6  # MNIST's stroke width in the 20x20 box, pixels
-    max_side: int = 320  # frames are searched at most this size, shrunk by a whole factor (640x480 -> 320x240);
-    # at that size thin pen strokes and paper texture average out and the pipeline is 3x faster
+    single_side: int = 64  # images at most this size are one digit
 
 
 @dataclass
@@ -47,19 +61,37 @@ class Digit:
     line: int = 0  # text line index, top to bottom
 
 
+def _round(v: float) -> int:
+    """Half away from zero for the positive values here, as JavaScript's Math.round (web app parity)."""
+    return int(np.floor(v + 0.5))
+
+
 def to_gray(frame: np.ndarray) -> np.ndarray:
+    """BGR, BGRA or grey -> grey, dark ink on light paper (light-on-dark images are inverted). (H, W) uint8."""
     if frame.ndim == 3:
-        return cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY if frame.shape[2] == 3 else cv2.COLOR_BGRA2GRAY)
-    return frame
+        frame = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY if frame.shape[2] == 3 else cv2.COLOR_BGRA2GRAY)
+    return 255 - frame if _light_on_dark(frame) else frame
 
 
-def ink_map(gray: np.ndarray) -> np.ndarray:
-    """Dark strokes on paper -> bright ink on black, independent of uneven lighting. (H, W) uint8."""
+def _light_on_dark(gray: np.ndarray) -> bool:
+    """Mostly dark with some bright strokes: chalk on a board, or MNIST's own white-on-black digits."""
+    hist = cv2.calcHist([np.ascontiguousarray(gray[::2, ::2])], [0], None, [256], [0, 256]).ravel()
+    cum = np.cumsum(hist) / max(hist.sum(), 1)
+    median, bright = int(np.searchsorted(cum, 0.5)), int(np.searchsorted(cum, 0.995))
+    return median < 80 and bright > median + 100
+
+
+def ink_map(gray: np.ndarray, k: int) -> np.ndarray:
+    """Dark strokes on paper -> bright ink on black, independent of uneven light and the paper's tint.
+    The paper's brightness is a closing over k pixels (wider than any stroke), at 1/4 resolution, smoothed
+    by a box blur where that makes it no brighter: the blur alone would spill the bright side of a sharp
+    edge (a hard shadow, a sheet on a desk) into the dark side as a band of false ink.
+    (H, W) uint8."""
     h, w = gray.shape
     small = cv2.resize(gray, (max(w // 4, 1), max(h // 4, 1)), interpolation=cv2.INTER_AREA)
-    k = max(3, (min(small.shape) // 12) | 1)  # wider than a stroke, narrower than a shadow edge
+    k = max(3, _round(k / 4) | 1)
     paper = cv2.morphologyEx(small, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_RECT, (k, k)))
-    paper = cv2.blur(paper, (k, k))
+    paper = cv2.min(paper, cv2.blur(paper, (k, k)))  # smooth, but no brighter than the paper at a sharp edge
     paper = cv2.resize(paper, (w, h), interpolation=cv2.INTER_LINEAR_EXACT)  # bit-exact: the web app matches it
     return cv2.subtract(paper, gray)
 
@@ -79,33 +111,60 @@ def ink_threshold(ink: np.ndarray, cfg: SegmentConfig) -> float:
     return max(otsu, cfg.min_ink_frac * strongest, cfg.min_contrast)
 
 
+def hysteresis(ink: np.ndarray, high: float, low: float) -> np.ndarray:
+    """Pixels above `high`, and the pixels above `low` connected to them (8-neighbours). (H, W) 0/255."""
+    weak = (ink > low).astype(np.uint8)
+    n, labels = cv2.connectedComponents(weak, connectivity=8)
+    strong = np.zeros(n, bool)
+    strong[labels[ink > high]] = True
+    strong[0] = False
+    return strong[labels].astype(np.uint8) * 255
+
+
 def binarize(ink: np.ndarray, cfg: SegmentConfig) -> np.ndarray:
-    _, mask = cv2.threshold(ink, ink_threshold(ink, cfg), 255, cv2.THRESH_BINARY)
-    return remove_lines(mask, cfg.line_frac)
+    t = ink_threshold(ink, cfg)
+    return remove_paper_lines(hysteresis(ink, t, cfg.low_frac * t), cfg.line_span)
 
 
-def remove_lines(mask: np.ndarray, line_frac: float) -> np.ndarray:
-    """Remove straight horizontal and vertical runs longer than line_frac of the frame: the printed
-    lines of squared or ruled paper that were dark enough to pass the threshold. Rows and columns
-    are checked first (cheap); the search runs at 1/4 resolution and only where lines may be."""
+def _long_runs(small: np.ndarray, length: int, horizontal: bool, span: int) -> np.ndarray:
+    """Straight runs of at least `length` pixels whose pieces together span `span` pixels, when there
+    are two or more of them (the ruled or squared lines of paper). 0/255 at `small`'s size."""
+    kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (length, 1) if horizontal else (1, length))
+    runs = cv2.morphologyEx(small, cv2.MORPH_OPEN, kernel)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(runs, connectivity=8)
+    extent = stats[1:, cv2.CC_STAT_WIDTH if horizontal else cv2.CC_STAT_HEIGHT]
+    lines = np.flatnonzero(extent >= span) + 1
+    if len(lines) < 2:
+        return np.zeros_like(small)  # one long stroke alone: the stem of a digit, or a lone line
+    keep = np.zeros(n, bool)
+    keep[lines] = True
+    return keep[labels].astype(np.uint8) * 255
+
+
+def remove_paper_lines(mask: np.ndarray, line_span: float) -> np.ndarray:
+    """Remove the printed lines of ruled or squared paper that were dark enough to pass the threshold:
+    straight runs that cross at least `line_span` of the frame, two or more in parallel. Rows and
+    columns are checked first (cheap); the search runs at 1/4 resolution, where a slight tilt stays
+    within a row."""
     h, w = mask.shape
     rows = cv2.reduce(mask, 1, cv2.REDUCE_AVG, dtype=cv2.CV_32F).ravel() / 255
     cols = cv2.reduce(mask, 0, cv2.REDUCE_AVG, dtype=cv2.CV_32F).ravel() / 255
-    if rows.max(initial=0) < line_frac and cols.max(initial=0) < line_frac:
-        return mask  # no row or column holds enough ink to be a line
+    if (rows >= line_span / 2).sum() < 2 and (cols >= line_span / 2).sum() < 2:
+        return mask  # fewer than two rows or columns hold enough ink to be lines
     small = cv2.resize(mask, (max(w // 4, 1), max(h // 4, 1)), interpolation=cv2.INTER_AREA)
     small = (small > 40).astype(np.uint8) * 255
     sh, sw = small.shape
-    lines = cv2.morphologyEx(small, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (int(sw * line_frac), 1)))
-    lines |= cv2.morphologyEx(small, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (1, int(sh * line_frac))))
+    lines = _long_runs(small, max(2, sw // 8), True, _round(sw * line_span))
+    lines |= _long_runs(small, max(2, sh // 8), False, _round(sh * line_span))
     if not lines.any():
         return mask
     lines = cv2.resize(lines, (w, h), interpolation=cv2.INTER_NEAREST)
-    return cv2.subtract(mask, cv2.dilate(lines, np.ones((3, 3), np.uint8)))
+    return cv2.subtract(mask, cv2.dilate(lines, SQUARE))
 
 
 def _merge(boxes: list[list[int]]) -> list[list[int]]:
-    """Merge the pieces of one digit: boxes that overlap or share most of a column and nearly touch."""
+    """Merge the pieces of one digit: boxes that share most of a column and nearly touch (the parts of
+    a 5 or a broken stroke), or one mostly inside the other."""
     merged = True
     while merged and len(boxes) > 1:
         merged = False
@@ -114,9 +173,11 @@ def _merge(boxes: list[list[int]]) -> list[list[int]]:
         for b in boxes:
             for o in out:
                 ox = min(o[0] + o[2], b[0] + b[2]) - max(o[0], b[0])
-                gap = max(o[1], b[1]) - min(o[1] + o[3], b[1] + b[3])
+                oy = min(o[1] + o[3], b[1] + b[3]) - max(o[1], b[1])
                 tall = max(o[3], b[3])
-                if ox > 0.6 * min(o[2], b[2]) and gap < 0.25 * tall:
+                stacked = ox > 0.6 * min(o[2], b[2]) and -oy < 0.25 * tall
+                inside = ox > 0.5 * min(o[2], b[2]) and oy > 0.5 * min(o[3], b[3])
+                if stacked or inside:
                     x0, y0 = min(o[0], b[0]), min(o[1], b[1])
                     o[:] = [x0, y0, max(o[0] + o[2], b[0] + b[2]) - x0, max(o[1] + o[3], b[1] + b[3]) - y0]
                     merged = True
@@ -127,25 +188,35 @@ def _merge(boxes: list[list[int]]) -> list[list[int]]:
     return boxes
 
 
-def find_boxes(mask: np.ndarray, cfg: SegmentConfig) -> list[tuple[int, int, int, int]]:
+def pieces(mask: np.ndarray, cfg: SegmentConfig) -> list[list[int]]:
+    """Boxes (x, y, w, h) of the ink's connected pieces large enough to be part of a digit. A piece that
+    runs along the frame's edge for over a third of it is what lies beyond the paper (a table, the
+    sheet's edge, a shadow) and is erased from the mask; a digit cut by the edge touches it only where
+    its strokes cross."""
     h, w = mask.shape
-    joined = cv2.dilate(mask, np.ones((3, 3), np.uint8))  # bridge one-pixel breaks in thin strokes
-    # outer contours = 8-connected components, less those inside another's hole (merged below anyway)
-    contours, _ = cv2.findContours(joined, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-    min_piece = max(3, int(cfg.min_height_frac * h * 0.25))
-    boxes = [list(cv2.boundingRect(c)) for c in contours]  # x, y, w, h
-    boxes = _merge([b for b in boxes if max(b[2], b[3]) >= min_piece])
+    joined = cv2.dilate(mask, SQUARE)  # bridge one-pixel breaks in thin strokes
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(joined, connectivity=8)
+    contact = np.zeros((4, n), np.int64)
+    for i, edge in enumerate((labels[0], labels[-1], labels[:, 0], labels[:, -1])):
+        contact[i] = np.bincount(edge, minlength=n)
+    beyond = (contact[:2].max(0) * 3 > w) | (contact[2:].max(0) * 3 > h)
+    beyond[0] = False
+    if beyond.any():
+        mask[beyond[labels]] = 0
+    min_piece = max(2, cfg.min_height // 3)
+    return [[int(v) for v in stats[i, :4]] for i in range(1, n)
+            if not beyond[i] and max(stats[i, 2], stats[i, 3]) >= min_piece]
+
+
+def find_boxes(mask: np.ndarray, cfg: SegmentConfig) -> list[tuple[int, int, int, int]]:
     keep = []
-    for x, y, bw, bh in boxes:
-        if not (cfg.min_height_frac * h <= bh <= cfg.max_height_frac * h):
+    for x, y, bw, bh in _merge(pieces(mask, cfg)):
+        if bh < cfg.min_height or bw / bh > cfg.max_aspect:
             continue
-        if not (cfg.min_aspect <= bw / bh <= cfg.max_aspect):
-            continue
-        if x <= 0 or y <= 0 or x + bw >= w or y + bh >= h:
-            continue  # cut by the frame's edge: not a whole digit
-        fill = cv2.countNonZero(mask[y:y + bh, x:x + bw]) / float(bw * bh)
-        if not 0.03 <= fill <= 0.75:
-            continue
+        box = mask[y:y + bh, x:x + bw]
+        if cv2.countNonZero(box) < 0.03 * bw * bh or stroke_width(box) > cfg.max_stroke * bh:
+            continue  # a speck's outline, or a filled blob (real photos measured at most 0.17, thick generated MNIST digits 0.31;
+            # a marker 1 is a narrow bar, its stroke as wide as its box but far shorter than its height)
         keep.append((x, y, bw, bh))
     if keep:
         tallest = max(b[3] for b in keep)
@@ -160,17 +231,23 @@ def _median(values: list[float]) -> float:
 
 
 def reading_order(boxes: list[tuple[int, int, int, int]]) -> list[tuple[tuple[int, int, int, int], int]]:
-    """Group boxes into text lines by vertical overlap; lines top to bottom, each left to right."""
+    """Group boxes into text lines, lines top to bottom, each left to right. Left to right, a box joins
+    the line whose last box it overlaps most in height (at least half of the shorter): a line may
+    slope, as handwriting on a sheet held at an angle does."""
     lines: list[list[tuple[int, int, int, int]]] = []
-    for b in sorted(boxes, key=lambda b: b[1] + b[3] / 2):
-        cy = b[1] + b[3] / 2
+    for b in sorted(boxes, key=lambda b: b[0]):
+        best, best_overlap = None, 0.5
         for line in lines:
-            if _median([o[1] for o in line]) <= cy <= _median([o[1] + o[3] for o in line]):
-                line.append(b)
-                break
-        else:
+            o = line[-1]
+            overlap = (min(o[1] + o[3], b[1] + b[3]) - max(o[1], b[1])) / min(o[3], b[3])
+            if overlap > best_overlap:
+                best, best_overlap = line, overlap
+        if best is None:
             lines.append([b])
-    return [(b, i) for i, line in enumerate(lines) for b in sorted(line, key=lambda b: b[0])]
+        else:
+            best.append(b)
+    lines.sort(key=lambda line: _median([b[1] + b[3] / 2 for b in line]))
+    return [(b, i) for i, line in enumerate(lines) for b in line]
 
 
 def stroke_width(mask: np.ndarray) -> float:
@@ -181,9 +258,8 @@ def stroke_width(mask: np.ndarray) -> float:
     return 2.0 * area / max(area - interior, 1)
 
 
-def _round(v: float) -> int:
-    """Half away from zero for the positive values here, as JavaScript's Math.round (web app parity)."""
-    return int(np.floor(v + 0.5))
+def _disc(r: int) -> np.ndarray:
+    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
 
 
 def to_mnist(ink: np.ndarray, mask: np.ndarray, cfg: SegmentConfig = SegmentConfig()) -> np.ndarray:
@@ -191,18 +267,24 @@ def to_mnist(ink: np.ndarray, mask: np.ndarray, cfg: SegmentConfig = SegmentConf
     x, y, w, h = cv2.boundingRect(mask)  # of the ink pixels
     if w == 0:
         return np.zeros((28, 28), np.uint8)
-    ink = cv2.bitwise_and(ink, cv2.dilate(mask, np.ones((3, 3), np.uint8)))  # keep the soft edges
+    ink = cv2.bitwise_and(ink, cv2.dilate(mask, SQUARE))  # keep the soft edges, drop the paper
     ink, mask = ink[y:y + h, x:x + w], mask[y:y + h, x:x + w]
     h, w = ink.shape
     scale = 20.0 / max(h, w)
-    # thin pen strokes: thicken at the source resolution until they will be MNIST-wide in 20x20
+    # stroke width to MNIST's in 20x20, at the source resolution: thicken a thin pen, thin a marker
     grow = (cfg.stroke_target / scale - stroke_width(mask)) / 2
     if grow >= 0.5:
         r = _round(grow)
-        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
-        ink = cv2.dilate(cv2.copyMakeBorder(ink, r, r, r, r, cv2.BORDER_CONSTANT, value=0), kernel)
-        h, w = ink.shape
-        scale = 20.0 / max(h, w)
+        ink = cv2.dilate(cv2.copyMakeBorder(ink, r, r, r, r, cv2.BORDER_CONSTANT, value=0), _disc(r))
+    elif grow <= -1:
+        r = _round(-grow)
+        thin = cv2.erode(mask, _disc(r), borderType=cv2.BORDER_CONSTANT, borderValue=0)
+        if cv2.countNonZero(thin) >= cv2.countNonZero(mask) // 4:  # a stroke, not a dot, survives
+            ink = cv2.bitwise_and(ink, thin)
+            x, y, w, h = cv2.boundingRect(thin)
+            ink = ink[y:y + h, x:x + w]
+    h, w = ink.shape
+    scale = 20.0 / max(h, w)
     nw, nh = max(1, _round(w * scale)), max(1, _round(h * scale))
     small = cv2.resize(ink, (nw, nh), interpolation=cv2.INTER_AREA).astype(np.float32)
     peak = small.max()
@@ -219,17 +301,58 @@ def to_mnist(ink: np.ndarray, mask: np.ndarray, cfg: SegmentConfig = SegmentConf
     return np.clip(out, 0, 255).astype(np.uint8)
 
 
-def segment(frame: np.ndarray, cfg: SegmentConfig = SegmentConfig()) -> list[Digit]:
-    """All digits of a frame, in reading order, each as a (28, 28) MNIST-style image."""
+def _shrink(gray: np.ndarray, f: int) -> np.ndarray:
+    return cv2.resize(gray, (gray.shape[1] // f, gray.shape[0] // f), interpolation=cv2.INTER_AREA) if f > 1 else gray
+
+
+def _search(gray: np.ndarray, f: int, cfg: SegmentConfig, single: bool):
+    """(ink, mask, boxes) of the frame shrunk by f; boxes at that size. The paper is first estimated over
+    a narrow window, which follows shadows; when the digits found are tall for it (a close-up, where a
+    marker's stroke can be wider than the window and would come out hollow), again over half the
+    tallest digit's height."""
+    small = _shrink(gray, f)
+    k = min(small.shape) * cfg.paper_frac
+    for _ in range(2):
+        ink = ink_map(small, _round(k))
+        mask = binarize(ink, cfg)
+        boxes = _single_box(pieces(mask, cfg)) if single else find_boxes(mask, cfg)
+        tallest = max((b[3] for b in boxes), default=0)
+        if tallest / 2 <= 1.5 * k:
+            break
+        k = min(tallest / 2, min(small.shape) / 3)
+    return ink, mask, boxes
+
+
+def _single_box(boxes: list[list[int]]) -> list[tuple[int, int, int, int]]:
+    """The one box around every piece at least a fifth the size of the largest (specks of dust and
+    paper texture far from the digit would stretch it)."""
+    if not boxes:
+        return []
+    largest = max(max(b[2], b[3]) for b in boxes)
+    boxes = [b for b in boxes if max(b[2], b[3]) >= largest / 5]
+    x0, y0 = min(b[0] for b in boxes), min(b[1] for b in boxes)
+    x1, y1 = max(b[0] + b[2] for b in boxes), max(b[1] + b[3] for b in boxes)
+    return [(x0, y0, x1 - x0, y1 - y0)]
+
+
+def segment(frame: np.ndarray, cfg: SegmentConfig = SegmentConfig(), single: bool = False) -> list[Digit]:
+    """All digits of a frame, in reading order, each as a (28, 28) MNIST-style image. With `single`, the
+    whole image is one digit."""
     gray = to_gray(frame)
+    single = single or max(gray.shape) <= cfg.single_side
     f = -(-max(gray.shape) // cfg.max_side)  # the smallest whole factor that fits max_side
-    if f > 1:
-        gray = cv2.resize(gray, (gray.shape[1] // f, gray.shape[0] // f), interpolation=cv2.INTER_AREA)
-    ink = ink_map(gray)
-    mask = binarize(ink, cfg)
+    ink, mask, boxes = _search(gray, f, cfg, single)
+    tallest = max((b[3] for b in boxes), default=0)
+    if (f > 1 and 0 < tallest < cfg.small_digit) or (f >= 3 and not boxes):
+        # only small digits at this size, or none in a photo larger than two search sizes (where a
+        # digit can be too small to find): search again at twice the resolution. A camera frame with
+        # nothing found is not searched again: blank squared paper would show its grid's pieces
+        fine = -(-f // 2)
+        fine_ink, fine_mask, fine_boxes = _search(gray, fine, cfg, single)
+        if fine_boxes:
+            f, ink, mask, boxes = fine, fine_ink, fine_mask, fine_boxes
     digits = []
-    for (x, y, w, h), line in reading_order(find_boxes(mask, cfg)):
+    for (x, y, w, h), line in reading_order(boxes):
         image = to_mnist(ink[y:y + h, x:x + w], mask[y:y + h, x:x + w], cfg)
-        box = (x * f, y * f, w * f, h * f)  # in the frame's pixels
-        digits.append(Digit(box, image, line))
+        digits.append(Digit((x * f, y * f, w * f, h * f), image, line))  # box in the frame's pixels
     return digits

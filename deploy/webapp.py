@@ -16,9 +16,11 @@ import os
 import shutil
 import subprocess
 import tempfile
+from dataclasses import asdict
 from functools import partial
 from pathlib import Path
 
+from edgedigits.deploy.preprocess import SegmentConfig
 from edgedigits.errors import EdgeDigitsError
 
 WEB = Path(__file__).with_name("web")
@@ -37,6 +39,11 @@ RUNTIMES = {
 }
 FORMAT_SUFFIX = {"onnx_fp32": ".onnx", "onnx_int8": ".onnx"}
 DEFAULT_RUNTIME = "onnxruntime-web"  # chosen by measurement: see README, "On the phone"
+
+
+def _camel(config: dict) -> dict:
+    """{"max_side": 320} -> {"maxSide": 320}: Python's names as JavaScript spells them."""
+    return {k.split("_")[0] + "".join(w.title() for w in k.split("_")[1:]): v for k, v in config.items()}
 
 
 def node_modules() -> Path:
@@ -89,7 +96,8 @@ def build(manifest, out: Path, runtime: str = DEFAULT_RUNTIME, fmt: str | None =
         shutil.copy2(m.file(entry), tmp / model_name)
         meta = {"runtime": runtime, "format": fmt, "model": model_name, "labels": m.data["labels"],
                 "input": entry["inputs"][0], "output": entry["outputs"][0], "confidence": CONFIDENCE,
-                "preprocessing": m.data["preprocessing"], "source": m.data["source"]["model"]}
+                "preprocessing": m.data["preprocessing"], "source": m.data["source"]["model"],
+                "segment": _camel(asdict(SegmentConfig()))}  # preprocess.js takes the Python pipeline's settings
         (tmp / "model.json").write_text(json.dumps(meta, indent=1))
         listed = sorted(p.relative_to(tmp).as_posix() for p in tmp.rglob("*") if p.is_file())
         digest = hashlib.sha256()

@@ -15,6 +15,19 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_MNIST = ROOT.parent / "shared" / "data" / "mnist"
+PHOTOS = ROOT.parent / "shared" / "data" / "photos"  # real phone photos (CI and developers have ../shared)
+
+
+def photo_labels(folder: str) -> list[tuple[str, str]]:
+    """(filename, label) of ../shared/data/photos/<folder>; skips the test where ../shared is absent (a
+    user's clone). The photos are read there, never copied into the repository."""
+    import csv
+
+    path = PHOTOS / folder / "labels.csv"
+    if not path.is_file():
+        pytest.skip(f"{path} not present: the real-photo tests need ../shared/data/photos beside the checkout")
+    with open(path, newline="") as f:
+        return [(r["filename"], r["label"]) for r in csv.DictReader(f)]
 
 
 def run_cli(*args: str, env: dict | None = None, timeout: int = 600, cwd: Path | None = None):

@@ -19,13 +19,20 @@ def register(make, sub) -> None:
           edgedigits benchmark out/standard --json b.json --markdown b.md --plot b.png
           edgedigits benchmark out/standard --min-accuracy 99 --max-drop 0.1 --compare old.json   # CI gates
           edgedigits benchmark camera                            # the camera pipeline on a generated video
+          edgedigits benchmark photos DIR                        # real photos listed in DIR/labels.csv
+          edgedigits benchmark photos DIR --json p.json --markdown p.md --plot confusion.png
           edgedigits benchmark web                               # the phone web app in headless Chromium
           edgedigits benchmark train                             # train every registry model, report figures
 
         Rows run one after another, each in a fresh process. A gate that fails exits 1 after the table.
-        --compare checks accuracy, and latency as the ratio to Keras measured in the same run.""")
-    p.add_argument("what", nargs="?", default="", metavar="MANIFEST|camera|web|train",
-                   help="a manifest (or its folder); 'camera', 'web' or 'train' for those benchmarks; default: the shipped model")
+        --compare checks accuracy, and latency as the ratio to Keras measured in the same run.
+        photos: DIR/labels.csv has the columns filename,label (a label is the digits shown, text lines
+        separated by a space); per photo the expected and the read text, then photos read exactly,
+        digit accuracy, digits found, time per photo and a confusion matrix (--plot).""")
+    p.add_argument("what", nargs="?", default="", metavar="MANIFEST|camera|web|train|photos",
+                   help="a manifest (or its folder); 'camera', 'web', 'train' or 'photos' for those benchmarks; "
+                        "default: the shipped model")
+    p.add_argument("folder", nargs="?", type=Path, metavar="DIR", help="photos: the folder with labels.csv")
     p.add_argument("--model", default="standard", choices=["standard", "tiny"], help="which shipped model, without a manifest")
     p.add_argument("--data", default=d.data, help="test digits: full MNIST's test set when cached (auto), else the bundled sample's")
     p.add_argument("--limit", type=int, default=d.limit, help="use at most this many test digits")
@@ -38,6 +45,8 @@ def register(make, sub) -> None:
     p.add_argument("--min-accuracy", type=float, help="gate: every row at least this accuracy, percent")
     p.add_argument("--max-drop", type=float, help="gate: no row more than this many points below Keras")
     p.add_argument("--compare", type=Path, metavar="OLD.json", help="gate: no regression against an earlier --json report")
+    p.add_argument("--manifest", type=Path, help="camera, web, photos: this manifest instead of the shipped model")
+    p.add_argument("--single", action="store_true", help="photos: each photo is one digit (deploy --single)")
     p.add_argument("--frames", type=int, default=300, help="camera: frames in the generated video")
     p.add_argument("--digits", type=int, default=4, help="camera: digits per frame")
     p.add_argument("--codec", default="IYUV", choices=["IYUV", "MJPG"],
@@ -58,6 +67,10 @@ def run_benchmark(args) -> int:
     from edgedigits.tools import benchmark as B
 
     command = "edgedigits " + shlex.join(sys.argv[1:])
+    if args.folder and args.what != "photos":
+        raise EdgeDigitsError(f"{args.folder}: a folder is given only to `benchmark photos DIR`")
+    if args.what == "photos":
+        return _photos(args, command)
     if args.what == "train":
         from edgedigits.tools.train_bench import train_benchmark
 
@@ -65,7 +78,7 @@ def run_benchmark(args) -> int:
         if args.json:
             _write(args.json, json.dumps(report, indent=1))
         return 0
-    manifest = shipped_manifest(args.model) if args.what in ("", "camera", "web") else Path(args.what)
+    manifest = args.manifest or shipped_manifest(args.model) if args.what in ("", "camera", "web") else Path(args.what)
     with tempfile.TemporaryDirectory(prefix="edgedigits-bench-") as work:
         if args.what == "web":
             from edgedigits.tools.web_bench import web_benchmark
@@ -102,3 +115,22 @@ def run_benchmark(args) -> int:
     for f in fails:
         print(f"gate failed: {f}", file=sys.stderr)
     return 1 if fails else 0
+
+
+def _photos(args, command: str) -> int:
+    from edgedigits.deploy import shipped_manifest
+    from edgedigits.errors import EdgeDigitsError
+    from edgedigits.tools import photo_bench as P
+
+    if not args.folder:
+        raise EdgeDigitsError("benchmark photos: give the folder, e.g. `edgedigits benchmark photos photos/`")
+    report = P.photo_benchmark(args.folder, args.manifest or shipped_manifest(args.model), args.target, args.threads,
+                               args.single)
+    report["command"] = command
+    if args.json:
+        _write(args.json, json.dumps(report, indent=1))
+    if args.markdown:
+        _write(args.markdown, P.markdown(report, command))
+    if args.plot:
+        P.plot(report, args.plot)
+    return 0

@@ -1,10 +1,11 @@
 // The edgedigits web app: the phone's camera -> digits on paper -> the model, all in the browser.
 // Nothing leaves the device: the model and runtime are files of this app, cached by sw.js for offline use.
-import { segment } from './preprocess.js';
+import { CONFIG, segment } from './preprocess.js';
 
 const $ = (id) => document.getElementById(id);
 const video = $('video'), overlay = $('overlay'), work = document.createElement('canvas');
-const MAX_SIDE = 640;  // frames are processed at most this size: the pipeline's 640x480 budget
+const MAX_SIDE = 640;  // camera frames are processed at most this size: the pipeline's 640x480 budget
+const PHOTO_SIDE = 1600;  // a photo is read once: keep enough pixels for a small digit in a 12 MP picture
 
 const state = { frames: 0, last: null, history: [], stream: null, cameras: [], cameraIndex: 0, fps: 0, running: false };
 window.edgedigits = state;
@@ -15,6 +16,7 @@ function fail(msg) { const m = $('message'); m.textContent = msg; m.hidden = fal
 // ------------------------------------------------------------------------------------ the model
 async function loadModel() {
   const meta = await (await fetch('model.json')).json();
+  meta.segmentConfig = { ...CONFIG, ...(meta.segment || {}) };  // the Python pipeline's settings win
   const n = meta.labels.length;
   const ort = await import('./runtime/ort.wasm.min.mjs');
   ort.env.wasm.wasmPaths = new URL('runtime/', location.href).href;
@@ -30,9 +32,9 @@ async function loadModel() {
 }
 
 // ---------------------------------------------------------------------------------- one frame
-async function recognize(model, rgba, w, h) {
+async function recognize(model, rgba, w, h, single = false) {
   const t0 = performance.now();
-  const found = segment(rgba, w, h);
+  const found = segment(rgba, w, h, model.meta.segmentConfig, single);
   const t1 = performance.now();
   const digits = new Uint8Array(found.length * 784);
   found.forEach((d, i) => digits.set(d.image, i * 784));
@@ -55,13 +57,14 @@ function draw(result, scale, background = null) {
   const ctx = overlay.getContext('2d');
   ctx.clearRect(0, 0, overlay.width, overlay.height);
   if (background) ctx.drawImage(background, 0, 0, overlay.width, overlay.height);
-  ctx.lineWidth = 3;
-  ctx.font = 'bold 22px system-ui';
+  const size = Math.max(12, Math.round(Math.min(overlay.width, overlay.height) / 22));  // labels scale with the picture
+  ctx.lineWidth = Math.max(2, size / 8);
+  ctx.font = `bold ${size}px system-ui`;
   for (const d of result.digits) {
     const [x, y, w, h] = d.box.map((v) => v / scale);
     ctx.strokeStyle = ctx.fillStyle = d.label === '?' ? '#ffa000' : '#00d060';
     ctx.strokeRect(x, y, w, h);
-    ctx.fillText(`${d.label} ${Math.round(d.confidence * 100)}%`, x, Math.max(20, y - 6));
+    ctx.fillText(`${d.label} ${Math.round(d.confidence * 100)}%`, x, y > size + 4 ? y - 4 : y + h + size);
   }
   $('text').textContent = result.text || '–';
   const t = result.timings;
@@ -69,16 +72,18 @@ function draw(result, scale, background = null) {
     (background ? '' : `${state.fps.toFixed(1)} FPS · `) + `${state.model.meta.runtime} (${state.model.meta.format})`;
 }
 
-function grab(source, sw, sh) {
-  const scale = Math.min(1, MAX_SIDE / Math.max(sw, sh));
+function grab(source, sw, sh, maxSide = MAX_SIDE) {
+  const scale = Math.min(1, maxSide / Math.max(sw, sh));
   work.width = Math.round(sw * scale); work.height = Math.round(sh * scale);
   const ctx = work.getContext('2d', { willReadFrequently: true });
+  ctx.imageSmoothingQuality = 'high';  // an area average when shrinking: thin pen strokes survive
   ctx.drawImage(source, 0, 0, work.width, work.height);
   return { data: ctx.getImageData(0, 0, work.width, work.height).data, w: work.width, h: work.height, scale };
 }
 
 async function loop() {
   if (!state.running) return;
+  $('stage').classList.remove('photo');
   if (video.readyState >= 2 && video.videoWidth) {
     const t0 = performance.now();
     const f = grab(video, video.videoWidth, video.videoHeight);
@@ -125,14 +130,23 @@ async function startCamera() {
   }
 }
 
-async function fromPhoto(file) {
+// A photo (Photo button, or a picture from the gallery): shown in the page's flow, where the video would
+// be, scaled to fit the screen, with the result, the stats and any message below it.
+async function fromPhoto(file, single = false) {
+  state.running = false;
+  if (state.stream) { state.stream.getTracks().forEach((t) => t.stop()); state.stream = null; }
   const bitmap = await createImageBitmap(file);
-  const f = grab(bitmap, bitmap.width, bitmap.height);
-  const result = await recognize(state.model, f.data, f.w, f.h);
+  const f = grab(bitmap, bitmap.width, bitmap.height, PHOTO_SIDE);
+  const result = await recognize(state.model, f.data, f.w, f.h, single);
+  result.box_scale = 1 / f.scale;
+  result.digits.forEach((d) => { d.box = d.box.map((v) => Math.round(v / f.scale)); });  // in the photo's pixels
   state.last = result;
-  overlay.width = Math.min(720, video.parentElement.clientWidth || 720);
+  $('stage').classList.add('photo');
+  overlay.width = Math.min(bitmap.width, 1280);
   overlay.height = Math.round(overlay.width * bitmap.height / bitmap.width);
-  draw(result, f.scale * bitmap.width / overlay.width, bitmap);  // the photo where the video would be
+  draw(result, bitmap.width / overlay.width, bitmap);
+  say('read from a photo');
+  return result;
 }
 
 // ------------------------------------------------------------------------------------- start
@@ -143,7 +157,8 @@ async function main() {
   state.model = await loadModel();
   say(`model ready (${state.model.meta.format}, ${state.model.meta.runtime})`);
   // for tests and the curious: run the pipeline on any RGBA image
-  state.recognize = (rgba, w, h) => recognize(state.model, rgba, w, h);
+  state.recognize = (rgba, w, h, single = false) => recognize(state.model, rgba, w, h, single);
+  state.readPhoto = async (url, single = false) => fromPhoto(await (await fetch(url)).blob(), single);
   state.segment = segment;
   $('start').onclick = startCamera;
   $('switch').onclick = () => { state.cameraIndex = (state.cameraIndex + 1) % state.cameras.length; startCamera(); };

@@ -5,9 +5,11 @@
 // digits, within a grey level or two (tests/deploy/test_web.py checks the parity). Images are
 // {data: Uint8Array, w, h}, one byte per pixel, row-major.
 
+// SegmentConfig of deploy/preprocess.py (the app's model.json carries the Python values, which win).
 export const CONFIG = {
-  minHeightFrac: 0.04, maxHeightFrac: 0.9, minInkFrac: 0.35, minContrast: 24, lineFrac: 0.25,
-  minAspect: 0.08, maxAspect: 1.6, relativeHeight: 0.4, strokeTarget: 2.6, maxSide: 320,
+  maxSide: 320, smallDigit: 20, minHeight: 8, minInkFrac: 0.35, minContrast: 20, lowFrac: 0.5,
+  paperFrac: 1 / 12, lineSpan: 0.8, maxAspect: 2.2, maxStroke: 0.4, relativeHeight: 0.4,
+  strokeTarget: 2.6, singleSide: 64,
 };
 
 const img = (w, h, data) => ({ w, h, data: data || new Uint8Array(w * h) });
@@ -171,17 +173,19 @@ function ellipseSpans(r) {
   return spans;
 }
 
-function dilateEllipse(src, r) {
+// cv2.dilate with the ellipse; with erode, cv2.erode with BORDER_CONSTANT 0 (outside is background)
+function dilateEllipse(src, r, erode = false) {
   const spans = ellipseSpans(r), out = img(src.w, src.h);
   for (let y = 0; y < src.h; y++) {
     for (let x = 0; x < src.w; x++) {
-      let v = 0;
+      let v = erode ? 255 : 0;
       for (let i = 0; i <= 2 * r; i++) {
         const yy = y + i - r;
-        if (!spans[i] || yy < 0 || yy >= src.h) continue;
+        if (!spans[i]) continue;
         for (let j = spans[i][0]; j < spans[i][1]; j++) {
-          const xx = x + j - r;
-          if (xx >= 0 && xx < src.w && src.data[yy * src.w + xx] > v) v = src.data[yy * src.w + xx];
+          const xx = x + j - r, inside = xx >= 0 && xx < src.w && yy >= 0 && yy < src.h;
+          const u = inside ? src.data[yy * src.w + xx] : 0;
+          if (erode ? u < v : inside && u > v) v = u;
         }
       }
       out.data[y * src.w + x] = v;
@@ -211,13 +215,28 @@ export function boxBlur(src, k) {
   return out;
 }
 
-// deploy/preprocess.py ink_map: dark strokes on uneven paper -> bright ink on black
-export function inkMap(gray) {
-  let small = resizeArea(gray, Math.max(gray.w >> 2, 1), Math.max(gray.h >> 2, 1));
-  const k = Math.max(3, Math.floor(Math.min(small.w, small.h) / 12) | 1);
-  let paper = erodeRect(dilateRect(small, k, k), k, k);  // closing
-  paper = boxBlur(paper, k);
-  paper = resizeLinear(paper, gray.w, gray.h);
+// deploy/preprocess.py to_gray: grey, dark ink on light paper (light-on-dark images inverted)
+function lightOnDark(gray) {
+  const hist = new Float64Array(256);
+  let n = 0;
+  for (let y = 0; y < gray.h; y += 2) for (let x = 0; x < gray.w; x += 2) { hist[gray.data[y * gray.w + x]]++; n++; }
+  let cum = 0, median = -1, bright = -1;
+  for (let i = 0; i < 256; i++) {
+    cum += hist[i] / n;
+    if (median < 0 && cum >= 0.5) median = i;
+    if (bright < 0 && cum >= 0.995) bright = i;
+  }
+  return median < 80 && bright > median + 100;
+}
+
+// deploy/preprocess.py ink_map: dark strokes on uneven, tinted paper -> bright ink on black
+export function inkMap(gray, kPx) {
+  const small = resizeArea(gray, Math.max(gray.w >> 2, 1), Math.max(gray.h >> 2, 1));
+  const k = Math.max(3, round(kPx / 4) | 1);
+  const closed = erodeRect(dilateRect(small, k, k), k, k);  // closing
+  const blurred = boxBlur(closed, k);
+  for (let i = 0; i < closed.data.length; i++) if (blurred.data[i] < closed.data[i]) closed.data[i] = blurred.data[i];
+  const paper = resizeLinear(closed, gray.w, gray.h);
   const out = img(gray.w, gray.h);
   for (let i = 0; i < out.data.length; i++) out.data[i] = sat(paper.data[i] - gray.data[i]);
   return out;
@@ -241,24 +260,75 @@ export function inkThreshold(ink, cfg = CONFIG) {
   return Math.max(otsu, cfg.minInkFrac * strongest, cfg.minContrast);
 }
 
-export function removeLines(mask, lineFrac) {
+// 8-connected components (cv2.connectedComponentsWithStats): labels from 1 in scan order, and boxes
+function components(bin) {
+  const { w, h, data } = bin, labels = new Int32Array(w * h), boxes = [null], stack = [];
+  for (let start = 0; start < w * h; start++) {
+    if (!data[start] || labels[start]) continue;
+    const id = boxes.length;
+    let x0 = w, y0 = h, x1 = -1, y1 = -1;
+    stack.push(start);
+    labels[start] = id;
+    while (stack.length) {
+      const p = stack.pop(), x = p % w, y = (p - x) / w;
+      if (x < x0) x0 = x; if (x > x1) x1 = x; if (y < y0) y0 = y; if (y > y1) y1 = y;
+      for (let dy = -1; dy <= 1; dy++) {
+        for (let dx = -1; dx <= 1; dx++) {
+          const xx = x + dx, yy = y + dy, q = yy * w + xx;
+          if (xx >= 0 && yy >= 0 && xx < w && yy < h && data[q] && !labels[q]) { labels[q] = id; stack.push(q); }
+        }
+      }
+    }
+    boxes.push([x0, y0, x1 - x0 + 1, y1 - y0 + 1]);
+  }
+  return { labels, boxes };
+}
+
+// deploy/preprocess.py hysteresis: pixels above high, and those above low connected to them
+export function hysteresis(ink, high, low) {
+  const weak = img(ink.w, ink.h);
+  for (let i = 0; i < ink.data.length; i++) weak.data[i] = ink.data[i] > low ? 255 : 0;
+  const { labels, boxes } = components(weak), strong = new Uint8Array(boxes.length), out = img(ink.w, ink.h);
+  for (let i = 0; i < ink.data.length; i++) if (ink.data[i] > high) strong[labels[i]] = 1;
+  for (let i = 0; i < ink.data.length; i++) out.data[i] = labels[i] && strong[labels[i]] ? 255 : 0;
+  return out;
+}
+
+export function binarize(ink, cfg = CONFIG) {
+  const t = inkThreshold(ink, cfg);
+  return removePaperLines(hysteresis(ink, t, cfg.lowFrac * t), cfg.lineSpan);
+}
+
+function longRuns(small, length, horizontal, span) {
+  const kw = horizontal ? length : 1, kh = horizontal ? 1 : length;
+  const runs = dilateRect(erodeRect(small, kw, kh), kw, kh);  // opening
+  const { labels, boxes } = components(runs), keep = new Uint8Array(boxes.length), out = img(small.w, small.h);
+  let lines = 0;
+  for (let i = 1; i < boxes.length; i++) if (boxes[i][horizontal ? 2 : 3] >= span) { keep[i] = 1; lines++; }
+  if (lines < 2) return out;  // one long stroke alone: the stem of a digit, or a lone line
+  for (let i = 0; i < out.data.length; i++) out.data[i] = keep[labels[i]] ? 255 : 0;
+  return out;
+}
+
+// deploy/preprocess.py remove_paper_lines
+export function removePaperLines(mask, lineSpan) {
   const { w, h } = mask;
-  let lines = false;
-  for (let y = 0; y < h && !lines; y++) {
+  let rows = 0, cols = 0;
+  for (let y = 0; y < h; y++) {
     let s = 0;
     for (let x = 0; x < w; x++) s += mask.data[y * w + x];
-    lines = s / w / 255 >= lineFrac;
+    if (s / w / 255 >= lineSpan / 2) rows++;
   }
-  for (let x = 0; x < w && !lines; x++) {
+  for (let x = 0; x < w; x++) {
     let s = 0;
     for (let y = 0; y < h; y++) s += mask.data[y * w + x];
-    lines = s / h / 255 >= lineFrac;
+    if (s / h / 255 >= lineSpan / 2) cols++;
   }
-  if (!lines) return mask;
+  if (rows < 2 && cols < 2) return mask;
   const small = resizeArea(mask, Math.max(w >> 2, 1), Math.max(h >> 2, 1));
   for (let i = 0; i < small.data.length; i++) small.data[i] = small.data[i] > 40 ? 255 : 0;
-  const kx = Math.floor(small.w * lineFrac), ky = Math.floor(small.h * lineFrac);
-  const hor = dilateRect(erodeRect(small, kx, 1), kx, 1), ver = dilateRect(erodeRect(small, 1, ky), 1, ky);
+  const hor = longRuns(small, Math.max(2, Math.floor(small.w / 8)), true, round(small.w * lineSpan));
+  const ver = longRuns(small, Math.max(2, Math.floor(small.h / 8)), false, round(small.h * lineSpan));
   let any = false;
   for (let i = 0; i < hor.data.length; i++) { hor.data[i] |= ver.data[i]; any = any || hor.data[i] > 0; }
   if (!any) return mask;
@@ -267,33 +337,21 @@ export function removeLines(mask, lineFrac) {
   return out;
 }
 
-export function binarize(ink, cfg = CONFIG) {
-  const thr = inkThreshold(ink, cfg), mask = img(ink.w, ink.h);
-  for (let i = 0; i < ink.data.length; i++) mask.data[i] = ink.data[i] > thr ? 255 : 0;
-  return removeLines(mask, cfg.lineFrac);
-}
-
-// 8-connected components' bounding boxes (what cv2.findContours RETR_EXTERNAL + boundingRect give)
-function componentBoxes(bin) {
-  const { w, h, data } = bin, seen = new Uint8Array(w * h), boxes = [], stack = [];
-  for (let start = 0; start < w * h; start++) {
-    if (!data[start] || seen[start]) continue;
-    let x0 = w, y0 = h, x1 = -1, y1 = -1;
-    stack.push(start);
-    seen[start] = 1;
-    while (stack.length) {
-      const p = stack.pop(), x = p % w, y = (p - x) / w;
-      if (x < x0) x0 = x; if (x > x1) x1 = x; if (y < y0) y0 = y; if (y > y1) y1 = y;
-      for (let dy = -1; dy <= 1; dy++) {
-        for (let dx = -1; dx <= 1; dx++) {
-          const xx = x + dx, yy = y + dy, q = yy * w + xx;
-          if (xx >= 0 && yy >= 0 && xx < w && yy < h && data[q] && !seen[q]) { seen[q] = 1; stack.push(q); }
-        }
-      }
-    }
-    boxes.push([x0, y0, x1 - x0 + 1, y1 - y0 + 1]);
+// deploy/preprocess.py pieces: boxes of the ink's pieces; what runs along the frame's edge is erased
+export function pieces(mask, cfg = CONFIG) {
+  const { w, h } = mask, { labels, boxes } = components(dilateRect(mask, 3, 3));
+  const n = boxes.length, top = new Int32Array(n), bottom = new Int32Array(n), left = new Int32Array(n), right = new Int32Array(n);
+  for (let x = 0; x < w; x++) { top[labels[x]]++; bottom[labels[(h - 1) * w + x]]++; }
+  for (let y = 0; y < h; y++) { left[labels[y * w]]++; right[labels[y * w + w - 1]]++; }
+  const beyond = new Uint8Array(n);
+  let erase = false;
+  for (let i = 1; i < n; i++) {
+    beyond[i] = Math.max(top[i], bottom[i]) * 3 > w || Math.max(left[i], right[i]) * 3 > h ? 1 : 0;
+    erase = erase || beyond[i] === 1;
   }
-  return boxes;
+  if (erase) for (let i = 0; i < mask.data.length; i++) if (beyond[labels[i]]) mask.data[i] = 0;
+  const minPiece = Math.max(2, Math.floor(cfg.minHeight / 3));
+  return boxes.filter((b, i) => i > 0 && !beyond[i] && Math.max(b[2], b[3]) >= minPiece);
 }
 
 function merge(boxes) {
@@ -306,8 +364,10 @@ function merge(boxes) {
       let joined = false;
       for (const o of out) {
         const ox = Math.min(o[0] + o[2], b[0] + b[2]) - Math.max(o[0], b[0]);
-        const gap = Math.max(o[1], b[1]) - Math.min(o[1] + o[3], b[1] + b[3]);
-        if (ox > 0.6 * Math.min(o[2], b[2]) && gap < 0.25 * Math.max(o[3], b[3])) {
+        const oy = Math.min(o[1] + o[3], b[1] + b[3]) - Math.max(o[1], b[1]);
+        const stacked = ox > 0.6 * Math.min(o[2], b[2]) && -oy < 0.25 * Math.max(o[3], b[3]);
+        const inside = ox > 0.5 * Math.min(o[2], b[2]) && oy > 0.5 * Math.min(o[3], b[3]);
+        if (stacked || inside) {
           const x0 = Math.min(o[0], b[0]), y0 = Math.min(o[1], b[1]);
           o.splice(0, 4, x0, y0, Math.max(o[0] + o[2], b[0] + b[2]) - x0, Math.max(o[1] + o[3], b[1] + b[3]) - y0);
           merged = joined = true;
@@ -322,18 +382,13 @@ function merge(boxes) {
 }
 
 export function findBoxes(mask, cfg = CONFIG) {
-  const { w, h } = mask;
-  const minPiece = Math.max(3, Math.floor(cfg.minHeightFrac * h * 0.25));
-  let boxes = merge(componentBoxes(dilateRect(mask, 3, 3)).filter((b) => Math.max(b[2], b[3]) >= minPiece));
   const keep = [];
-  for (const [x, y, bw, bh] of boxes) {
-    if (bh < cfg.minHeightFrac * h || bh > cfg.maxHeightFrac * h) continue;
-    if (bw / bh < cfg.minAspect || bw / bh > cfg.maxAspect) continue;
-    if (x <= 0 || y <= 0 || x + bw >= w || y + bh >= h) continue;
+  for (const [x, y, bw, bh] of merge(pieces(mask, cfg))) {
+    if (bh < cfg.minHeight || bw / bh > cfg.maxAspect) continue;
+    const box = crop(mask, x, y, bw, bh);
     let on = 0;
-    for (let yy = y; yy < y + bh; yy++) for (let xx = x; xx < x + bw; xx++) on += mask.data[yy * w + xx] ? 1 : 0;
-    const fill = on / (bw * bh);
-    if (fill < 0.03 || fill > 0.75) continue;
+    for (const v of box.data) on += v ? 1 : 0;
+    if (on < 0.03 * bw * bh || strokeWidth(box) > cfg.maxStroke * bh) continue;
     keep.push([x, y, bw, bh]);
   }
   if (!keep.length) return keep;
@@ -341,17 +396,32 @@ export function findBoxes(mask, cfg = CONFIG) {
   return keep.filter((b) => b[3] >= cfg.relativeHeight * tallest);
 }
 
+function singleBox(boxes) {
+  if (!boxes.length) return [];
+  const largest = Math.max(...boxes.map((b) => Math.max(b[2], b[3])));
+  const big = boxes.filter((b) => Math.max(b[2], b[3]) >= largest / 5);
+  const x0 = Math.min(...big.map((b) => b[0])), y0 = Math.min(...big.map((b) => b[1]));
+  const x1 = Math.max(...big.map((b) => b[0] + b[2])), y1 = Math.max(...big.map((b) => b[1] + b[3]));
+  return [[x0, y0, x1 - x0, y1 - y0]];
+}
+
 const median = (v) => { const s = [...v].sort((a, b) => a - b), m = s.length >> 1; return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2; };
 
+// deploy/preprocess.py reading_order: left to right, a box joins the line whose last box it overlaps most
 export function readingOrder(boxes) {
   const lines = [];
-  for (const b of [...boxes].sort((a, c) => a[1] + a[3] / 2 - (c[1] + c[3] / 2))) {
-    const cy = b[1] + b[3] / 2;
-    const line = lines.find((l) => median(l.map((o) => o[1])) <= cy && cy <= median(l.map((o) => o[1] + o[3])));
-    if (line) line.push(b); else lines.push([b]);
+  for (const b of [...boxes].sort((a, c) => a[0] - c[0])) {
+    let best = null, bestOverlap = 0.5;
+    for (const line of lines) {
+      const o = line[line.length - 1];
+      const overlap = (Math.min(o[1] + o[3], b[1] + b[3]) - Math.max(o[1], b[1])) / Math.min(o[3], b[3]);
+      if (overlap > bestOverlap) { best = line; bestOverlap = overlap; }
+    }
+    if (best) best.push(b); else lines.push([b]);
   }
+  lines.sort((p, q) => median(p.map((b) => b[1] + b[3] / 2)) - median(q.map((b) => b[1] + b[3] / 2)));
   const out = [];
-  lines.forEach((l, i) => l.sort((a, c) => a[0] - c[0]).forEach((b) => out.push({ box: b, line: i })));
+  lines.forEach((l, i) => l.forEach((b) => out.push({ box: b, line: i })));
   return out;
 }
 
@@ -374,27 +444,38 @@ export function strokeWidth(mask) {
   return (2 * area) / Math.max(area - interior, 1);
 }
 
-// deploy/preprocess.py to_mnist: one digit's ink and mask -> 28x28, MNIST's layout
-export function toMnist(ink, mask, cfg = CONFIG) {
+function boundingRect(mask) {
   let x0 = mask.w, y0 = mask.h, x1 = -1, y1 = -1;
   for (let y = 0; y < mask.h; y++) for (let x = 0; x < mask.w; x++) if (mask.data[y * mask.w + x]) {
     if (x < x0) x0 = x; if (x > x1) x1 = x; if (y < y0) y0 = y; if (y > y1) y1 = y;
   }
-  const out = new Uint8Array(784);
-  if (x1 < 0) return out;
+  return x1 < 0 ? null : [x0, y0, x1 - x0 + 1, y1 - y0 + 1];
+}
+
+const count = (m) => { let n = 0; for (const v of m.data) n += v ? 1 : 0; return n; };
+
+// deploy/preprocess.py to_mnist: one digit's ink and mask -> 28x28, MNIST's layout
+export function toMnist(ink, mask, cfg = CONFIG) {
+  const out = new Uint8Array(784), r0 = boundingRect(mask);
+  if (!r0) return out;
   const keep = dilateRect(mask, 3, 3);
   const masked = img(ink.w, ink.h);
   for (let i = 0; i < masked.data.length; i++) masked.data[i] = keep.data[i] ? ink.data[i] : 0;
-  let digit = crop(masked, x0, y0, x1 - x0 + 1, y1 - y0 + 1);
-  const m = crop(mask, x0, y0, x1 - x0 + 1, y1 - y0 + 1);
-  let scale = 20 / Math.max(digit.w, digit.h);
-  const grow = (cfg.strokeTarget / scale - strokeWidth(m)) / 2;
-  if (grow >= 0.5) {
+  let digit = crop(masked, ...r0);
+  const m = crop(mask, ...r0);
+  const grow = (cfg.strokeTarget * Math.max(digit.w, digit.h) / 20 - strokeWidth(m)) / 2;
+  if (grow >= 0.5) {  // a thin pen: thicken
     const r = round(grow), padded = img(digit.w + 2 * r, digit.h + 2 * r);
     for (let y = 0; y < digit.h; y++) padded.data.set(digit.data.subarray(y * digit.w, (y + 1) * digit.w), (y + r) * padded.w + r);
     digit = dilateEllipse(padded, r);
-    scale = 20 / Math.max(digit.w, digit.h);
+  } else if (grow <= -1) {  // a marker: thin, if a stroke survives
+    const r = round(-grow), thin = dilateEllipse(m, r, true);
+    if (count(thin) >= Math.floor(count(m) / 4)) {
+      for (let i = 0; i < digit.data.length; i++) if (!thin.data[i]) digit.data[i] = 0;
+      digit = crop(digit, ...boundingRect(thin));
+    }
   }
+  const scale = 20 / Math.max(digit.w, digit.h);
   const nw = Math.max(1, round(digit.w * scale)), nh = Math.max(1, round(digit.h * scale));
   const small = resizeArea(digit, nw, nh);
   let peak = 0;
@@ -412,13 +493,37 @@ export function toMnist(ink, mask, cfg = CONFIG) {
   return out;
 }
 
-// deploy/preprocess.py segment: every digit of a frame, in reading order
-export function segment(rgba, w, h, cfg = CONFIG) {
+const shrink = (gray, f) => (f > 1 ? resizeArea(gray, Math.floor(gray.w / f), Math.floor(gray.h / f)) : gray);
+
+// deploy/preprocess.py _search: the paper over a narrow window, then over half the tallest digit in a close-up
+function search(gray, f, cfg, single) {
+  const small = shrink(gray, f);
+  let k = Math.min(small.w, small.h) * cfg.paperFrac, ink, mask, boxes;
+  for (let pass = 0; pass < 2; pass++) {
+    ink = inkMap(small, round(k));
+    mask = binarize(ink, cfg);
+    boxes = single ? singleBox(pieces(mask, cfg)) : findBoxes(mask, cfg);
+    const tallest = Math.max(0, ...boxes.map((b) => b[3]));
+    if (tallest / 2 <= 1.5 * k) break;
+    k = Math.min(tallest / 2, Math.min(small.w, small.h) / 3);
+  }
+  return { ink, mask, boxes };
+}
+
+// deploy/preprocess.py segment: every digit of a frame, in reading order; with single, the image is one digit
+export function segment(rgba, w, h, cfg = CONFIG, single = false) {
   let gray = toGray(rgba, w, h);
-  const f = Math.ceil(Math.max(w, h) / cfg.maxSide);  // the smallest whole factor that fits maxSide
-  if (f > 1) gray = resizeArea(gray, Math.floor(w / f), Math.floor(h / f));
-  const ink = inkMap(gray), mask = binarize(ink, cfg);
-  return readingOrder(findBoxes(mask, cfg)).map(({ box: [x, y, bw, bh], line }) => ({
+  if (lightOnDark(gray)) gray = invert(gray);
+  single = single || Math.max(w, h) <= cfg.singleSide;
+  let f = Math.ceil(Math.max(w, h) / cfg.maxSide);  // the smallest whole factor that fits maxSide
+  let found = search(gray, f, cfg, single);
+  const tallest = Math.max(0, ...found.boxes.map((b) => b[3]));
+  if ((f > 1 && tallest > 0 && tallest < cfg.smallDigit) || (f >= 3 && !found.boxes.length)) {
+    const fine = Math.ceil(f / 2), again = search(gray, fine, cfg, single);  // small or no digits: twice the resolution
+    if (again.boxes.length) { f = fine; found = again; }
+  }
+  const { ink, mask, boxes } = found;
+  return readingOrder(boxes).map(({ box: [x, y, bw, bh], line }) => ({
     box: [x * f, y * f, bw * f, bh * f],  // in the frame's pixels
     line,
     image: toMnist(crop(ink, x, y, bw, bh), crop(mask, x, y, bw, bh), cfg),

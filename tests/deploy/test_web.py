@@ -11,7 +11,7 @@ import pytest
 from edgedigits.deploy.preprocess import segment
 from edgedigits.tools import browser as B
 from edgedigits.tools.scenes import SceneConfig, make_scene
-from tests.conftest import run_cli
+from tests.conftest import PHOTOS, photo_labels, run_cli
 
 if not B.chromium() and not os.environ.get("CI"):
     pytest.skip("Chromium is not installed (apt-get install chromium)", allow_module_level=True)
@@ -108,6 +108,93 @@ def test_javascript_and_python_preprocessing_agree(app, scenes, python_runner):
                 assert diff.max() <= 8 and diff.mean() <= 0.5, (i, diff.max(), diff.mean())
             # the same model on the same 28x28 digits: the same reading as the Python pipeline
             assert js["text"] == camera.recognize(frame, python_runner).text
+
+
+@pytest.fixture(scope="module")
+def app_photos(app):
+    """The development photos served beside the app (a temporary copy in the test's app folder, never
+    in the repository), with their labels."""
+    import shutil
+
+    rows = []
+    for folder in ("single", "multi"):
+        (app / "photos" / folder).mkdir(parents=True, exist_ok=True)
+        for name, label in photo_labels(folder):
+            shutil.copy(PHOTOS / folder / name, app / "photos" / folder / name)
+            rows.append((f"photos/{folder}/{name}", label))
+    return rows
+
+
+def test_javascript_and_python_agree_on_real_photos(app, app_photos):
+    """The same PNG photos (JPEG decoders differ) through both pipelines at their own size: the same
+    boxes and nearly the same 28x28 digits. Covers close-ups (a marker thinned, the paper estimated over
+    a wider window), small blurry crops and light-on-dark-free paper."""
+    pngs = [(rel, label) for rel, label in app_photos if rel.endswith(".png")][::3]
+    with B.serve(app) as url, B.browser(camera=False) as ctx:
+        page = ctx.new_page()
+        page.goto(url)
+        page.evaluate("async () => { await window.edgedigits.ready.catch(() => {}); }")
+        for rel, _ in pngs:
+            js = B.page_recognize(page, url + rel)
+            py = segment(cv2.imread(str(app / rel)))
+            assert [tuple(d["box"]) for d in js["digits"]] == [d.box for d in py], rel
+            for d, p in zip(js["digits"], py):
+                diff = np.abs(np.array(d["image"]).reshape(28, 28) - p.image.astype(int))
+                assert diff.max() <= 8 and diff.mean() <= 0.5, (rel, diff.max(), diff.mean())
+
+
+def test_the_app_reads_real_photos(app, app_photos):
+    """Every development photo through the app's Photo path (decoded by the browser, shrunk on a canvas
+    to at most 1600 px, the JavaScript pipeline, ONNX Runtime Web)."""
+    with B.serve(app) as url, B.browser(camera=False) as ctx:
+        page = ctx.new_page()
+        page.goto(url)
+        page.evaluate("async () => { await window.edgedigits.ready.catch(() => {}); }")
+        read = {rel: page.evaluate("async (u) => (await window.edgedigits.readPhoto(u)).text", url + rel)
+                for rel, _ in app_photos}
+    single = [(rel, label) for rel, label in app_photos if "/single/" in rel]
+    multi = [(rel, label) for rel, label in app_photos if "/multi/" in rel]
+    ok_single = sum(read[rel] == label for rel, label in single)
+    ok_multi = sum(read[rel] == label for rel, label in multi)
+    misread = {rel: (label, read[rel]) for rel, label in app_photos if read[rel] != label}
+    # measured 53/54 and 3/3 (the miss: a closed-top 4 read as 9); floors a little below
+    assert ok_single >= 52 and ok_multi >= 3, misread
+
+
+@pytest.mark.parametrize("width,height", [(390, 844), (480, 800), (1024, 768), (1440, 900)])
+def test_photo_mode_layout(app, app_photos, width, height, tmp_path):
+    """No camera, a photo read: the photo sits in the page's flow, and the result, the stats, the message
+    and the buttons are each visible where they are (nothing drawn over them) and apart from each other."""
+    tall = next(rel for rel, _ in app_photos if rel.endswith("kHarshit_1.jpg"))
+    with B.serve(app) as url, B.browser(camera=False) as ctx:
+        page = ctx.new_page()
+        page.set_viewport_size({"width": width, "height": height})
+        page.goto(url)
+        page.evaluate("async () => { await window.edgedigits.ready.catch(() => {}); }")
+        page.wait_for_selector("#message:not([hidden])", timeout=20_000)
+        page.evaluate("async (u) => { await window.edgedigits.readPhoto(u); }", url + tall)
+        page.screenshot(path=str(tmp_path / f"photo-{width}.png"), full_page=True)
+        boxes = {}
+        for sel in ("#overlay", "#text", "#stats", "#message", "#start", "label.button", "header"):
+            el = page.locator(sel)
+            el.scroll_into_view_if_needed()
+            box = el.bounding_box()
+            assert box and box["width"] > 0 and box["height"] > 0, sel
+            hit = page.evaluate("""(sel) => { const e = document.querySelector(sel), r = e.getBoundingClientRect();
+                const at = document.elementFromPoint(r.left + r.width / 2, r.top + Math.min(r.height / 2, 10));
+                return at === e || e.contains(at) || (at && at.contains(e)); }""", sel)
+            assert hit, f"{sel} is covered at {width}x{height}"
+            boxes[sel] = page.evaluate("(sel) => { const r = document.querySelector(sel).getBoundingClientRect(); "
+                                       "return [r.left, r.top + window.scrollY, r.right, r.bottom + window.scrollY]; }", sel)
+        assert page.inner_text("#text") == "0"
+        assert boxes["#overlay"][2] <= width + 1, "the photo is wider than the screen"
+        names = list(boxes)
+        for i, a in enumerate(names):
+            for b in names[i + 1:]:
+                if {a, b} <= {"#start", "label.button"} or "header" in (a, b) and "#overlay" not in (a, b):
+                    continue
+                (l1, t1, r1, b1), (l2, t2, r2, b2) = boxes[a], boxes[b]
+                assert min(r1, r2) - max(l1, l2) <= 0 or min(b1, b2) - max(t1, t2) <= 0, (a, b, width)
 
 
 def test_camera_refused_is_explained(app):

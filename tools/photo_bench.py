@@ -1,0 +1,168 @@
+"""`edgedigits benchmark photos DIR`: the camera pipeline on real photos, against their labels.
+
+DIR holds images and a `labels.csv` with at least the columns `filename,label`; a label is the digits
+the photo shows, text lines separated by a space ("134678 912532"). Each photo goes through what
+`edgedigits deploy --source PHOTO` runs: decoding, finding and normalizing the digits, one batched
+inference. Per photo: the expected and the read text, the time; over the folder: photos read exactly,
+digit accuracy and digits found (from an alignment of the read digits to the expected ones), a
+confusion matrix of the aligned digits, and the time per photo.
+"""
+
+from __future__ import annotations
+
+import csv
+import time
+from pathlib import Path
+
+import numpy as np
+
+from edgedigits.errors import EdgeDigitsError
+
+
+def read_labels(folder: Path) -> list[tuple[str, str]]:
+    """[(filename, label)] from folder/labels.csv; errors name the file, the line and the problem."""
+    path = folder / "labels.csv"
+    if not path.is_file():
+        raise EdgeDigitsError(f"{path}: no such file (a photo folder needs labels.csv with the columns filename,label)")
+    rows = []
+    with open(path, newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        if not reader.fieldnames or not {"filename", "label"} <= set(reader.fieldnames):
+            raise EdgeDigitsError(f"{path}: the header must name the columns filename and label, got {reader.fieldnames}")
+        for line, row in enumerate(reader, start=2):
+            name, label = (row.get("filename") or "").strip(), (row.get("label") or "").strip()
+            if not name or Path(name).name != name:
+                raise EdgeDigitsError(f"{path}, line {line}: {name!r} is not a file name in this folder")
+            if not label or not all(part.isdigit() for part in label.split(" ")):
+                raise EdgeDigitsError(f"{path}, line {line}: label {label!r} is not digits (lines separated by one space)")
+            if not (folder / name).is_file():
+                raise EdgeDigitsError(f"{path}, line {line}: {folder / name}: no such file")
+            rows.append((name, label))
+    if not rows:
+        raise EdgeDigitsError(f"{path}: no photos listed")
+    return rows
+
+
+def align(expected: str, read: str) -> list[tuple[str | None, str | None]]:
+    """The read digits aligned to the expected ones by edit distance: (expected, read) pairs, None
+    where a digit was missed (read None) or is extra (expected None)."""
+    n, m = len(expected), len(read)
+    cost = np.zeros((n + 1, m + 1), np.int32)
+    cost[:, 0], cost[0, :] = np.arange(n + 1), np.arange(m + 1)
+    for i in range(1, n + 1):
+        for j in range(1, m + 1):
+            cost[i, j] = min(cost[i - 1, j] + 1, cost[i, j - 1] + 1,
+                             cost[i - 1, j - 1] + (expected[i - 1] != read[j - 1]))
+    pairs, i, j = [], n, m
+    while i or j:
+        if i and j and cost[i, j] == cost[i - 1, j - 1] + (expected[i - 1] != read[j - 1]):
+            pairs.append((expected[i - 1], read[j - 1]))
+            i, j = i - 1, j - 1
+        elif i and cost[i, j] == cost[i - 1, j] + 1:
+            pairs.append((expected[i - 1], None))
+            i -= 1
+        else:
+            pairs.append((None, read[j - 1]))
+            j -= 1
+    return pairs[::-1]
+
+
+def photo_benchmark(folder: Path, manifest: Path, target: str = "cpu", threads: int = 1, single: bool = False,
+                    fmt: str | None = None, say=print) -> dict:
+    import cv2
+
+    from edgedigits.deploy import camera
+    from edgedigits.deploy.runners import from_manifest
+
+    folder = Path(folder)
+    rows = read_labels(folder)
+    cv2.setNumThreads(1)
+    runner = from_manifest(manifest, target, threads, fmt=fmt)
+    confusion = np.zeros((10, 10), np.int64)  # [expected, read], aligned digits only
+    files, correct, found, total, exact = [], 0, 0, 0, 0
+    for name, label in rows:
+        t0 = time.perf_counter()
+        image = cv2.imread(str(folder / name), cv2.IMREAD_COLOR)
+        t1 = time.perf_counter()
+        if image is None:
+            raise EdgeDigitsError(f"{folder / name}: not a readable image")
+        rec = camera.recognize(image, runner, single=single)
+        t2 = time.perf_counter()
+        pairs = align(label.replace(" ", ""), "".join(str(lab) for lab in rec.labels))
+        for e, r in pairs:
+            if e is not None and r is not None and r != "?":
+                confusion[int(e), int(r)] += 1
+        n_correct = sum(e == r for e, r in pairs)
+        n_found = sum(e is not None and r is not None for e, r in pairs)
+        digits = len(label.replace(" ", ""))
+        correct, found, total = correct + n_correct, found + n_found, total + digits
+        exact += rec.text == label
+        files.append({"file": name, "expected": label, "read": rec.text, "exact": rec.text == label,
+                      "size": [int(image.shape[1]), int(image.shape[0])], "digits": digits, "correct": n_correct,
+                      "decode_ms": (t1 - t0) * 1000, "recognize_ms": (t2 - t1) * 1000})
+    ms = np.array([f["recognize_ms"] for f in files])
+    report = {"folder": str(folder), "model": str(manifest), "target": target, "threads": threads, "single": single,
+              "photos": len(files), "exact": exact, "exact_rate": exact / len(files),
+              "digits": total, "digits_correct": correct, "digit_accuracy": correct / total,
+              "digits_found": found / total,
+              "recognize_ms": {"p50": float(np.percentile(ms, 50)), "p95": float(np.percentile(ms, 95)),
+                               "max": float(ms.max())},
+              "confusion": confusion.tolist(), "files": files}
+    say(table(report))
+    return report
+
+
+def table(report: dict) -> str:
+    lines = [f"{'file':<28} {'expected':>14} {'read':>14}  {'ms':>6}"]
+    for f in report["files"]:
+        mark = "" if f["exact"] else "   <- misread"
+        lines.append(f"{f['file']:<28} {f['expected']:>14} {f['read'] or '-':>14}  {f['recognize_ms']:6.1f}{mark}")
+    lines.append(summary(report))
+    return "\n".join(lines)
+
+
+def summary(report: dict) -> str:
+    r = report
+    return (f"{r['folder']}: {r['exact']}/{r['photos']} photos read exactly ({r['exact_rate']:.1%}); digits "
+            f"{r['digits_correct']}/{r['digits']} right ({r['digit_accuracy']:.1%}), {r['digits_found']:.1%} found; "
+            f"per photo p50 {r['recognize_ms']['p50']:.1f} ms, p95 {r['recognize_ms']['p95']:.1f} ms, "
+            f"max {r['recognize_ms']['max']:.1f} ms (decoding not included)")
+
+
+def markdown(report: dict, command: str = "") -> str:
+    out = [f"`{command}`" if command else "", "", summary(report), "",
+           "| file | size | expected | read | ms |", "| --- | ---: | ---: | ---: | ---: |"]
+    for f in report["files"]:
+        read = f["read"] if f["exact"] else f"**{f['read'] or '-'}**"
+        out.append(f"| {f['file']} | {f['size'][0]}x{f['size'][1]} | {f['expected']} | {read} | {f['recognize_ms']:.1f} |")
+    out += ["", "Confusion of the aligned digits (rows: expected, columns: read):", "",
+            "| | " + " | ".join(map(str, range(10))) + " |", "| --- " * 11 + "|"]
+    for d, row in enumerate(report["confusion"]):
+        out.append(f"| **{d}** | " + " | ".join(str(v) if v else "." for v in row) + " |")
+    return "\n".join(out) + "\n"
+
+
+def plot(report: dict, path: Path) -> None:
+    """The confusion matrix of the aligned digits as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from edgedigits.atomic import atomic_write
+
+    cm = np.asarray(report["confusion"])
+    fig, ax = plt.subplots(figsize=(5, 4.4), dpi=110)
+    ax.imshow(cm, cmap="Blues")
+    for (i, j), v in np.ndenumerate(cm):
+        if v:
+            ax.text(j, i, str(v), ha="center", va="center", color="white" if v > cm.max() / 2 else "black", fontsize=8)
+    ax.set_xticks(range(10))
+    ax.set_yticks(range(10))
+    ax.set_xlabel("read")
+    ax.set_ylabel("expected")
+    ax.set_title(f"{Path(report['folder']).name}: {report['exact']}/{report['photos']} photos exact, "
+                 f"{report['digit_accuracy']:.1%} of digits", fontsize=9)
+    fig.tight_layout()
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))
+    plt.close(fig)
