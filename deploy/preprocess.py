@@ -189,17 +189,18 @@ def _merge(boxes: list[list[int]]) -> list[list[int]]:
 
 
 def pieces(mask: np.ndarray, cfg: SegmentConfig) -> list[list[int]]:
-    """Boxes (x, y, w, h) of the ink's connected pieces large enough to be part of a digit. A piece that
-    runs along the frame's edge for over a third of it is what lies beyond the paper (a table, the
-    sheet's edge, a shadow) and is erased from the mask; a digit cut by the edge touches it only where
-    its strokes cross."""
+    """Boxes (x, y, w, h) of the ink's connected pieces large enough to be part of a digit. A strip that
+    hugs the frame's edge for over a third of it (touching it there, three times longer than it is
+    deep) is what lies beyond the paper (a table, the sheet's edge) and is erased from the mask; a
+    digit that touches or fills the frame is as deep as it is long."""
     h, w = mask.shape
     joined = cv2.dilate(mask, SQUARE)  # bridge one-pixel breaks in thin strokes
     n, labels, stats, _ = cv2.connectedComponentsWithStats(joined, connectivity=8)
     contact = np.zeros((4, n), np.int64)
     for i, edge in enumerate((labels[0], labels[-1], labels[:, 0], labels[:, -1])):
         contact[i] = np.bincount(edge, minlength=n)
-    beyond = (contact[:2].max(0) * 3 > w) | (contact[2:].max(0) * 3 > h)
+    bw, bh = stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT]
+    beyond = ((contact[:2].max(0) * 3 > w) & (bh * 3 < bw)) | ((contact[2:].max(0) * 3 > h) & (bw * 3 < bh))
     beyond[0] = False
     if beyond.any():
         mask[beyond[labels]] = 0
@@ -307,20 +308,31 @@ def _shrink(gray: np.ndarray, f: int) -> np.ndarray:
 
 def _search(gray: np.ndarray, f: int, cfg: SegmentConfig, single: bool):
     """(ink, mask, boxes) of the frame shrunk by f; boxes at that size. The paper is first estimated over
-    a narrow window, which follows shadows; when the digits found are tall for it (a close-up, where a
-    marker's stroke can be wider than the window and would come out hollow), again over half the
-    tallest digit's height."""
+    a narrow window, which follows shadows. When the ink found spans much more than the window (a
+    close-up, where a marker's stroke can be wider than the window and comes out hollow, as outlines in
+    pieces), it is estimated again over half the height of that ink."""
     small = _shrink(gray, f)
     k = min(small.shape) * cfg.paper_frac
     for _ in range(2):
         ink = ink_map(small, _round(k))
         mask = binarize(ink, cfg)
         boxes = _single_box(pieces(mask, cfg)) if single else find_boxes(mask, cfg)
-        tallest = max((b[3] for b in boxes), default=0)
-        if tallest / 2 <= 1.5 * k:
+        extent = ink_extent(mask, k)
+        if extent / 2 <= 1.5 * k:
             break
-        k = min(tallest / 2, min(small.shape) / 3)
+        k = min(extent / 2, min(small.shape) / 3)
     return ink, mask, boxes
+
+
+def ink_extent(mask: np.ndarray, k: float) -> int:
+    """The height of the tallest cluster of ink, pieces less than k apart joined (the outline pieces of
+    one hollow digit), measured at 1/4 resolution. Pixels at mask's size."""
+    h, w = mask.shape
+    small = cv2.resize(mask, (max(w // 4, 1), max(h // 4, 1)), interpolation=cv2.INTER_AREA)
+    r = max(1, _round(k / 4))
+    joined = cv2.dilate((small > 0).astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_RECT, (r, r)))
+    _, _, stats, _ = cv2.connectedComponentsWithStats(joined, connectivity=8)
+    return 4 * int(stats[1:, cv2.CC_STAT_HEIGHT].max(initial=0))
 
 
 def _single_box(boxes: list[list[int]]) -> list[tuple[int, int, int, int]]:

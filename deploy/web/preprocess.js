@@ -337,7 +337,7 @@ export function removePaperLines(mask, lineSpan) {
   return out;
 }
 
-// deploy/preprocess.py pieces: boxes of the ink's pieces; what runs along the frame's edge is erased
+// deploy/preprocess.py pieces: boxes of the ink's pieces; a strip hugging the frame's edge is erased
 export function pieces(mask, cfg = CONFIG) {
   const { w, h } = mask, { labels, boxes } = components(dilateRect(mask, 3, 3));
   const n = boxes.length, top = new Int32Array(n), bottom = new Int32Array(n), left = new Int32Array(n), right = new Int32Array(n);
@@ -346,7 +346,8 @@ export function pieces(mask, cfg = CONFIG) {
   const beyond = new Uint8Array(n);
   let erase = false;
   for (let i = 1; i < n; i++) {
-    beyond[i] = Math.max(top[i], bottom[i]) * 3 > w || Math.max(left[i], right[i]) * 3 > h ? 1 : 0;
+    const [, , bw, bh] = boxes[i];
+    beyond[i] = (Math.max(top[i], bottom[i]) * 3 > w && bh * 3 < bw) || (Math.max(left[i], right[i]) * 3 > h && bw * 3 < bh) ? 1 : 0;
     erase = erase || beyond[i] === 1;
   }
   if (erase) for (let i = 0; i < mask.data.length; i++) if (beyond[labels[i]]) mask.data[i] = 0;
@@ -495,7 +496,17 @@ export function toMnist(ink, mask, cfg = CONFIG) {
 
 const shrink = (gray, f) => (f > 1 ? resizeArea(gray, Math.floor(gray.w / f), Math.floor(gray.h / f)) : gray);
 
-// deploy/preprocess.py _search: the paper over a narrow window, then over half the tallest digit in a close-up
+// deploy/preprocess.py ink_extent: the tallest cluster of ink, pieces less than k apart joined, at 1/4 size
+export function inkExtent(mask, k) {
+  const small = resizeArea(mask, Math.max(mask.w >> 2, 1), Math.max(mask.h >> 2, 1));
+  for (let i = 0; i < small.data.length; i++) small.data[i] = small.data[i] > 0 ? 1 : 0;
+  const r = Math.max(1, round(k / 4)), { boxes } = components(dilateRect(small, r, r));
+  let tallest = 0;
+  for (let i = 1; i < boxes.length; i++) tallest = Math.max(tallest, boxes[i][3]);
+  return 4 * tallest;
+}
+
+// deploy/preprocess.py _search: the paper over a narrow window, then over half the ink's extent in a close-up
 function search(gray, f, cfg, single) {
   const small = shrink(gray, f);
   let k = Math.min(small.w, small.h) * cfg.paperFrac, ink, mask, boxes;
@@ -503,9 +514,9 @@ function search(gray, f, cfg, single) {
     ink = inkMap(small, round(k));
     mask = binarize(ink, cfg);
     boxes = single ? singleBox(pieces(mask, cfg)) : findBoxes(mask, cfg);
-    const tallest = Math.max(0, ...boxes.map((b) => b[3]));
-    if (tallest / 2 <= 1.5 * k) break;
-    k = Math.min(tallest / 2, Math.min(small.w, small.h) / 3);
+    const extent = inkExtent(mask, k);
+    if (extent / 2 <= 1.5 * k) break;
+    k = Math.min(extent / 2, Math.min(small.w, small.h) / 3);
   }
   return { ink, mask, boxes };
 }
