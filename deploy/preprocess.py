@@ -67,10 +67,10 @@ def _round(v: float) -> int:
 
 
 def to_gray(frame: np.ndarray) -> np.ndarray:
-    """BGR, BGRA or grey -> grey, dark ink on light paper (light-on-dark images are inverted). (H, W) uint8."""
+    """BGR, BGRA or grey -> grey. (H, W) uint8."""
     if frame.ndim == 3:
-        frame = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY if frame.shape[2] == 3 else cv2.COLOR_BGRA2GRAY)
-    return 255 - frame if _light_on_dark(frame) else frame
+        return cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY if frame.shape[2] == 3 else cv2.COLOR_BGRA2GRAY)
+    return frame
 
 
 def _light_on_dark(gray: np.ndarray) -> bool:
@@ -113,12 +113,14 @@ def ink_threshold(ink: np.ndarray, cfg: SegmentConfig) -> float:
 
 def hysteresis(ink: np.ndarray, high: float, low: float) -> np.ndarray:
     """Pixels above `high`, and the pixels above `low` connected to them (8-neighbours). (H, W) 0/255."""
-    weak = (ink > low).astype(np.uint8)
+    _, weak = cv2.threshold(ink, low, 255, cv2.THRESH_BINARY)
     n, labels = cv2.connectedComponents(weak, connectivity=8)
-    strong = np.zeros(n, bool)
-    strong[labels[ink > high]] = True
-    strong[0] = False
-    return strong[labels].astype(np.uint8) * 255
+    lut = np.zeros(max(n, 256), np.uint8)
+    lut[labels[ink > high]] = 255  # the pieces that hold a strong pixel
+    lut[0] = 0
+    if n <= 256:  # the usual case: an 8-bit look-up table, OpenCV's fastest path
+        return cv2.LUT(labels.astype(np.uint8), lut[:256])
+    return lut[labels]
 
 
 def binarize(ink: np.ndarray, cfg: SegmentConfig) -> np.ndarray:
@@ -306,12 +308,11 @@ def _shrink(gray: np.ndarray, f: int) -> np.ndarray:
     return cv2.resize(gray, (gray.shape[1] // f, gray.shape[0] // f), interpolation=cv2.INTER_AREA) if f > 1 else gray
 
 
-def _search(gray: np.ndarray, f: int, cfg: SegmentConfig, single: bool):
-    """(ink, mask, boxes) of the frame shrunk by f; boxes at that size. The paper is first estimated over
+def _search(small: np.ndarray, cfg: SegmentConfig, single: bool):
+    """(ink, mask, boxes) of the frame at the search size. The paper is first estimated over
     a narrow window, which follows shadows. When the ink found spans much more than the window (a
     close-up, where a marker's stroke can be wider than the window and comes out hollow, as outlines in
     pieces), it is estimated again over half the height of that ink."""
-    small = _shrink(gray, f)
     k = min(small.shape) * cfg.paper_frac
     for _ in range(2):
         ink = ink_map(small, _round(k))
@@ -353,14 +354,18 @@ def segment(frame: np.ndarray, cfg: SegmentConfig = SegmentConfig(), single: boo
     gray = to_gray(frame)
     single = single or max(gray.shape) <= cfg.single_side
     f = -(-max(gray.shape) // cfg.max_side)  # the smallest whole factor that fits max_side
-    ink, mask, boxes = _search(gray, f, cfg, single)
+    small = _shrink(gray, f)
+    if _light_on_dark(small):  # judged at the search size: a 12 MP photo costs no more than a frame
+        gray = 255 - gray
+        small = _shrink(gray, f)
+    ink, mask, boxes = _search(small, cfg, single)
     tallest = max((b[3] for b in boxes), default=0)
     if (f > 1 and 0 < tallest < cfg.small_digit) or (f >= 3 and not boxes):
         # only small digits at this size, or none in a photo larger than two search sizes (where a
         # digit can be too small to find): search again at twice the resolution. A camera frame with
         # nothing found is not searched again: blank squared paper would show its grid's pieces
         fine = -(-f // 2)
-        fine_ink, fine_mask, fine_boxes = _search(gray, fine, cfg, single)
+        fine_ink, fine_mask, fine_boxes = _search(_shrink(gray, fine), cfg, single)
         if fine_boxes:
             f, ink, mask, boxes = fine, fine_ink, fine_mask, fine_boxes
     digits = []

@@ -215,7 +215,7 @@ export function boxBlur(src, k) {
   return out;
 }
 
-// deploy/preprocess.py to_gray: grey, dark ink on light paper (light-on-dark images inverted)
+// deploy/preprocess.py _light_on_dark: chalk on a board, MNIST's white-on-black digits
 function lightOnDark(gray) {
   const hist = new Float64Array(256);
   let n = 0;
@@ -507,8 +507,7 @@ export function inkExtent(mask, k) {
 }
 
 // deploy/preprocess.py _search: the paper over a narrow window, then over half the ink's extent in a close-up
-function search(gray, f, cfg, single) {
-  const small = shrink(gray, f);
+function search(small, cfg, single) {
   let k = Math.min(small.w, small.h) * cfg.paperFrac, ink, mask, boxes;
   for (let pass = 0; pass < 2; pass++) {
     ink = inkMap(small, round(k));
@@ -524,13 +523,14 @@ function search(gray, f, cfg, single) {
 // deploy/preprocess.py segment: every digit of a frame, in reading order; with single, the image is one digit
 export function segment(rgba, w, h, cfg = CONFIG, single = false) {
   let gray = toGray(rgba, w, h);
-  if (lightOnDark(gray)) gray = invert(gray);
   single = single || Math.max(w, h) <= cfg.singleSide;
   let f = Math.ceil(Math.max(w, h) / cfg.maxSide);  // the smallest whole factor that fits maxSide
-  let found = search(gray, f, cfg, single);
+  let small = shrink(gray, f);
+  if (lightOnDark(small)) { gray = invert(gray); small = shrink(gray, f); }  // judged at the search size
+  let found = search(small, cfg, single);
   const tallest = Math.max(0, ...found.boxes.map((b) => b[3]));
   if ((f > 1 && tallest > 0 && tallest < cfg.smallDigit) || (f >= 3 && !found.boxes.length)) {
-    const fine = Math.ceil(f / 2), again = search(gray, fine, cfg, single);  // small or no digits: twice the resolution
+    const fine = Math.ceil(f / 2), again = search(shrink(gray, fine), cfg, single);  // small or no digits: twice the resolution
     if (again.boxes.length) { f = fine; found = again; }
   }
   const { ink, mask, boxes } = found;
