@@ -48,8 +48,9 @@ def _load(kind: str, path: str, threads: int, target: str):
     from edgedigits.deploy.runners import load_runner, to_float
 
     if kind == KERAS:
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-        import tensorflow as tf
+        from edgedigits.quiet import import_tensorflow
+
+        tf = import_tensorflow()
 
         tf.config.threading.set_intra_op_parallelism_threads(threads)
         tf.config.threading.set_inter_op_parallelism_threads(1)
@@ -236,21 +237,20 @@ def markdown(report: dict, command: str = "") -> str:
             + (f" by `{command}`" if command else "") + ".\n")
 
 
-def plot(report: dict, path: Path) -> None:
+def plot(report: dict, path: Path) -> list:
+    """Accuracy against latency as PNG. Returns the labels' boxes in pixels (no two overlap)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from matplotlib.text import Text
     from matplotlib.ticker import ScalarFormatter
 
     rows = sorted((r for r in report["rows"] if "p50_ms" in r), key=lambda r: r["p50_ms"])
     fig, ax = plt.subplots(figsize=(8, 4.8))
-    for i, r in enumerate(rows):
-        x, y = r["p50_ms"], 100 * r["accuracy"]
-        ax.scatter(x, y, s=max(20, r["size_bytes"] / 1024), alpha=0.6)
-        ax.annotate(f"{r['format']} ({r['size_bytes'] / 1024:.0f} KiB)", (x, y), fontsize=8,
-                    xytext=(6, 10 if i % 2 else -14), textcoords="offset points")  # alternate: no overlaps
+    for r in rows:
+        ax.scatter(r["p50_ms"], 100 * r["accuracy"], s=max(20, r["size_bytes"] / 1024), alpha=0.6)
     accs = [100 * r["accuracy"] for r in rows]
     ax.set_ylim(min(accs) - 0.15, max(accs) + 0.15)
     ax.set(xscale="log", xlabel=f"batch-1 latency p50, ms (log scale; {report['threads']} thread)",
@@ -261,10 +261,33 @@ def plot(report: dict, path: Path) -> None:
     ax.tick_params(axis="x", which="minor", labelsize=7)
     ax.grid(alpha=0.3, which="both")
     fig.tight_layout()
+    # Formats often share an accuracy and sit close in latency: place each label at the first height
+    # (above, below, further out) where it overlaps no label placed before it, with a line to its point.
+    renderer = fig.canvas.get_renderer()
+    placed = []
+    right = ax.get_window_extent(renderer).x1
+    for r in rows:
+        xy = (r["p50_ms"], 100 * r["accuracy"])
+        left = ax.transData.transform(xy)[0] > right - 150  # near the right edge: label to the left
+        for dy in (10, -16, 26, -32, 42, -48, 58, -64, 74, -80):
+            ann = ax.annotate(f"{r['format']} ({r['size_bytes'] / 1024:.0f} KiB)", xy, fontsize=8,
+                              xytext=(-6 if left else 6, dy), textcoords="offset points", va="center",
+                              ha="right" if left else "left",
+                              arrowprops={"arrowstyle": "-", "color": "0.6", "lw": 0.6}, annotation_clip=False)
+            ann.update_positions(renderer)
+            box = Text.get_window_extent(ann, renderer)  # the text alone, without its line
+            if not any(box.overlaps(b) for b in placed):
+                break
+            ann.remove()
+        else:
+            ann = ax.annotate(r["format"], xy, fontsize=8)
+            box = Text.get_window_extent(ann, renderer)
+        placed.append(box)
     from edgedigits.atomic import atomic_write
 
     atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
     plt.close(fig)
+    return [tuple(b.bounds) for b in placed]
 
 
 # --------------------------------------------------------------------------------------- gates

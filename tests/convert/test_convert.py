@@ -169,6 +169,8 @@ def test_cli_formats_subset_and_explain(small_run, tmp_path):
     assert code == 0, err
     assert [a["format"] for a in load_manifest(out).artifacts] == ["tflite_int8"]
     assert "per-layer int8 error" in stdout and (out / "tiny.int8-layers.csv").is_file()
+    for noise in ("fully_quantize", "XNNPACK", "cuInit", "oneDNN", "cuda drivers", "deprecated", "absl::"):
+        assert noise not in stdout + err, (noise, err)  # only what the user asked for
     assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "tiny.int8-layers.csv", "tiny.int8.tflite",
                                                     "tiny.keras"]
 
