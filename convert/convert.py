@@ -63,11 +63,11 @@ def check_digits(cfg: ConvertConfig, model_path: Path | None = None, say=print):
     data = run["data"] if run and cfg.data == "auto" else cfg.data
     try:
         ds = D.load(data, say)
-    except EdgeDigitsError as e:
+    except EdgeDigitsError:
         if data == cfg.data:
             raise
-        raise EdgeDigitsError(f"the model's training data '{data}' ({run['config']}) cannot be loaded here: {e}; "
-                              f"give it with --data") from None
+        data = cfg.data  # the run's path is not here (another machine): the same digits may be, checked below
+        ds = D.load(data, say)
     if run and ds.train.labels is not None and ds.train.sha256() != run["data_sha256"]:
         what = (f"the model was trained on {run['data_source']} ({run['config']}), but these digits are "
                 f"{ds.train.source}")
