@@ -100,7 +100,7 @@ def run_benchmark(args) -> int:
             from edgedigits.tools.web_bench import web_benchmark
 
             report = web_benchmark(manifest, Path(work))
-            report.update(command=command, options={"model": str(manifest), "seconds": report["seconds"],
+            report.update(command=command, options={"model": args.model, "seconds": report["seconds"],
                                                     "formats": [r["format"] for r in report["rows"]]})
             if args.json:
                 _write(args.json, json.dumps(report, indent=1))
@@ -110,7 +110,7 @@ def run_benchmark(args) -> int:
 
             report = camera_benchmark(manifest, Path(work), args.frames, args.digits, args.threads,
                                       target=args.target, codec=args.codec)
-            report.update(command=command, options={"model": str(manifest), "frames": args.frames, "digits": args.digits,
+            report.update(command=command, options={"model": args.model, "frames": args.frames, "digits": args.digits,
                                                     "threads": args.threads, "target": args.target, "codec": args.codec})
             if args.json:
                 _write(args.json, json.dumps(report, indent=1))
