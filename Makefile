@@ -62,7 +62,7 @@ pretrained: setup
 RUN ?= runs/train/$(MODEL)-full
 ship:
 	mkdir -p train/pretrained/$(MODEL)
-	for f in model.keras model_card.md metrics.json curves.png confusion.png; do \
+	for f in model.keras config.json model_card.md metrics.json curves.png confusion.png; do \
 	  cp $(RUN)/$$f train/pretrained/$(MODEL)/$$f; done
 	rm -rf deploy/models/$(MODEL)
 	$(BIN)/edgedigits convert train/pretrained/$(MODEL)/model.keras --out deploy/models/$(MODEL) --data $(MNIST)
