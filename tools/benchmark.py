@@ -299,7 +299,7 @@ def plot(report: dict, path: Path) -> list:
     import matplotlib.pyplot as plt
 
     from matplotlib.text import Text
-    from matplotlib.ticker import ScalarFormatter
+    from matplotlib.ticker import FuncFormatter
 
     rows = sorted((r for r in report["rows"] if "p50_ms" in r), key=lambda r: r["p50_ms"])
     fig, ax = plt.subplots(figsize=(8, 4.8))
@@ -310,8 +310,12 @@ def plot(report: dict, path: Path) -> list:
     ax.set(xscale="log", xlabel=f"batch-1 latency p50, ms (log scale; {report['threads']} thread)",
            ylabel=f"accuracy on {report['digits']} test digits, %",
            title=f"{report['model']}: accuracy against latency (marker area: file size)")
-    ax.xaxis.set_major_formatter(ScalarFormatter())
-    ax.xaxis.set_minor_formatter(ScalarFormatter())
+    def tick(x, _, minor=False):  # plain numbers; between powers of ten only 2, 3 and 5 (no crowding)
+        mantissa = x / 10 ** np.floor(np.log10(x))
+        return f"{x:g}" if not minor or any(abs(mantissa - m) < 1e-6 for m in (2, 3, 5)) else ""
+
+    ax.xaxis.set_major_formatter(FuncFormatter(tick))
+    ax.xaxis.set_minor_formatter(FuncFormatter(lambda x, pos: tick(x, pos, minor=True)))
     ax.tick_params(axis="x", which="minor", labelsize=7)
     ax.grid(alpha=0.3, which="both")
     fig.tight_layout()
