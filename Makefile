@@ -50,7 +50,7 @@ clean:
 	rm -rf $(VENV) runs .pytest_cache
 
 # Train both models with their recipes on full MNIST, then ship them (convert to every format, checked on
-# the validation split). On a GPU a few minutes; on 2 CPU cores about 1.6 hours for 'standard' alone.
+# the validation split). On a GPU a few minutes; on 2 CPU cores hours for 'standard' alone.
 # The shipped models came from a sweep on one GPU instead, chosen on validation: docs/training.md.
 MNIST ?= ../shared/data/mnist
 pretrained: setup
