@@ -50,7 +50,7 @@ clean:
 	rm -rf $(VENV) runs .pytest_cache
 
 # Train both models with their recipes on full MNIST, then ship them (convert to every format, checked on
-# the validation split). On a GPU a few minutes; on 2 CPU cores about 1.6 hours for 'standard' alone.
+# the validation split). On a GPU a few minutes; on 2 CPU cores hours for 'standard' alone.
 # The shipped models came from a sweep on one GPU instead, chosen on validation: docs/training.md.
 MNIST ?= ../shared/data/mnist
 PHOTOS ?= ../shared/data/photos
@@ -63,7 +63,7 @@ pretrained: setup
 RUN ?= runs/train/$(MODEL)-full
 ship:
 	mkdir -p train/pretrained/$(MODEL)
-	for f in model.keras model_card.md metrics.json curves.png confusion.png; do \
+	for f in model.keras config.json model_card.md metrics.json curves.png confusion.png; do \
 	  cp $(RUN)/$$f train/pretrained/$(MODEL)/$$f; done
 	rm -rf deploy/models/$(MODEL)
 	$(BIN)/edgedigits convert train/pretrained/$(MODEL)/model.keras --out deploy/models/$(MODEL) --data $(MNIST)

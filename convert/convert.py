@@ -37,22 +37,61 @@ class ConvertConfig:
     explain: bool = False
 
 
-def check_digits(cfg: ConvertConfig, say=print):
-    """(calibration float32 (N,28,28,1), check Digits) from the configured data."""
-    from edgedigits.train import data as D
+def training_split(model_path: Path) -> dict | None:
+    """How the model's run split its data, from the run folder's config.json beside model.keras:
+    {"data", "data_source", "data_sha256", "val_fraction", "seed"}; None without one."""
+    import json
 
-    ds = D.load(cfg.data, say)
-    train, val = D.train_val_split(ds.train, 0.1, seed=0)  # the split training used
+    path = Path(model_path).with_name("config.json")
+    try:
+        run = json.loads(path.read_text())
+        return {"config": str(path), **{k: run[k] for k in ("data", "data_source", "data_sha256", "val_fraction", "seed")}}
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def check_digits(cfg: ConvertConfig, model_path: Path | None = None, say=print):
+    """(calibration float32 (N,28,28,1), check Digits, how the split was defined) from the configured data.
+
+    The check digits are the validation split training held out: its fraction and seed come from the
+    run's config.json, and so does the data when --data is not given. A model without a run folder is
+    split with the training defaults, and the report says so: those may not be the digits it held out."""
+    from edgedigits.train import data as D
+    from edgedigits.train.trainer import TrainConfig
+
+    run = training_split(model_path) if model_path else None
+    data = run["data"] if run and cfg.data == "auto" else cfg.data
+    try:
+        ds = D.load(data, say)
+    except EdgeDigitsError:
+        if data == cfg.data:
+            raise
+        data = cfg.data  # the run's path is not here (another machine): the same digits may be, checked below
+        ds = D.load(data, say)
+    if run and ds.train.labels is not None and ds.train.sha256() != run["data_sha256"]:
+        what = (f"the model was trained on {run['data_source']} ({run['config']}), but these digits are "
+                f"{ds.train.source}")
+        if cfg.data == "auto":
+            raise EdgeDigitsError(f"{what}: give the training data with --data so that the check uses digits "
+                                  f"it held out (or --data X to check on other data on purpose)")
+        say(f"notice: {what}; checking on them as --data asks: their split is not the one training held out")
+    if run:
+        fraction, seed = run["val_fraction"], run["seed"]
+        split = {"val_fraction": fraction, "seed": seed, "from": run["config"]}
+    else:
+        fraction, seed = TrainConfig.val_fraction, TrainConfig.seed
+        split = {"val_fraction": fraction, "seed": seed, "from": "training defaults (no config.json beside the model)"}
+    train, val = D.train_val_split(ds.train, fraction, seed=seed)
     calib = D.stratified(train, cfg.calibration_size, seed=1)
     if cfg.check_split == "test":
         if ds.test is None:
-            raise EdgeDigitsError(f"{cfg.data}: has no test set; use --check-split val")
+            raise EdgeDigitsError(f"{data}: has no test set; use --check-split val")
         check = ds.test
     else:
         check = val
     if cfg.check_limit and cfg.check_limit < len(check):
         check = D.stratified(check, cfg.check_limit, seed=2)
-    return to_float(calib.images), check
+    return to_float(calib.images), check, split
 
 
 def io_details(runner) -> tuple[list[dict], list[dict]]:
@@ -109,10 +148,12 @@ def convert(model_path: Path, out: Path, cfg: ConvertConfig, say=print) -> tuple
     _writable(out)
     formats = resolve(cfg.formats)
     name = model.name
-    calib, check = check_digits(cfg, say)
+    calib, check, split = check_digits(cfg, model_path, say)
     say(f"converting {model_path} ({name}, {model.count_params():,} parameters) to "
         f"{', '.join(f.name for f in formats)}")
-    say(f"calibration: {len(calib)} training digits; check: {len(check)} digits of {check.source}")
+    how = "" if cfg.check_split == "test" else \
+        f" (fraction {split['val_fraction']}, seed {split['seed']}, from {split['from']})"
+    say(f"calibration: {len(calib)} training digits; check: {len(check)} digits of {check.source}{how}")
     keras_pred = np.argmax(model.predict(to_float(check.images), batch_size=1000, verbose=0), axis=1)
     keras_acc = float(np.mean(keras_pred == check.labels))
 
@@ -152,8 +193,11 @@ def convert(model_path: Path, out: Path, cfg: ConvertConfig, say=print) -> tuple
         "labels": LABELS, "preprocessing": PREPROCESSING,
         "source": {"file": source.name, "sha256": sha256_file(source), "model": name,
                    "parameters": int(model.count_params()),
-                   "card": card.read_text() if card.is_file() else ""},
+                   "card": card.read_text() if card.is_file() else "",
+                   "training_data": {k: v for k, v in (training_split(model_path) or {}).items()
+                                     if k in ("data", "data_source", "data_sha256")} or None},
         "check": {"data": check.source, "digits": len(check), "split": cfg.check_split,
+                  "val_split": None if cfg.check_split == "test" else split,
                   "tolerance_pp": cfg.tolerance_pp, "keras_accuracy": keras_acc},
         "artifacts": entries,
     })

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import warnings
 from pathlib import Path
 
 
@@ -19,10 +20,14 @@ def explain_int8(ctx, out_csv: Path, top: int = 10) -> str:
 
     from edgedigits.atomic import atomic_write
     from edgedigits.convert.export import int8_converter
+    from edgedigits.quiet import filtered_stderr
 
     conv = int8_converter(ctx)
-    debugger = tf.lite.experimental.QuantizationDebugger(converter=conv, debug_dataset=ctx.representative())
-    debugger.run()
+    # the debugger converts twice and runs tf.lite.Interpreter, whose deprecation warning is TensorFlow's
+    with filtered_stderr(), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"(?s).*tf\.lite\.Interpreter is deprecated")
+        debugger = tf.lite.experimental.QuantizationDebugger(converter=conv, debug_dataset=ctx.representative())
+        debugger.run()
     buf = io.StringIO()
     debugger.layer_statistics_dump(buf)
     rows = list(csv.DictReader(io.StringIO(buf.getvalue())))

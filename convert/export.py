@@ -15,6 +15,7 @@ import numpy as np
 
 from edgedigits.atomic import atomic_write
 from edgedigits.errors import EdgeDigitsError
+from edgedigits.quiet import filtered_stderr
 
 ONNX_OPSET = 17
 
@@ -56,12 +57,18 @@ def _tflite_converter(ctx: ExportContext, batch: int | None = None):
     return tf.lite.TFLiteConverter.from_saved_model(ctx.saved_model(batch))
 
 
+def _convert(conv) -> bytes:
+    """conv.convert(), without the converter's "fully_quantize: 0, inference_type: 6" on fd 2."""
+    with filtered_stderr():
+        return conv.convert()
+
+
 def _write(out: Path, data: bytes) -> Path:
     return atomic_write(out, lambda tmp: tmp.write_bytes(data))
 
 
 def export_tflite_fp32(ctx: ExportContext, out: Path) -> Path:
-    return _write(out, _tflite_converter(ctx).convert())
+    return _write(out, _convert(_tflite_converter(ctx)))
 
 
 def export_tflite_fp16(ctx: ExportContext, out: Path) -> Path:
@@ -70,7 +77,7 @@ def export_tflite_fp16(ctx: ExportContext, out: Path) -> Path:
     conv = _tflite_converter(ctx)
     conv.optimizations = [tf.lite.Optimize.DEFAULT]
     conv.target_spec.supported_types = [tf.float16]
-    return _write(out, conv.convert())
+    return _write(out, _convert(conv))
 
 
 def export_tflite_dynamic(ctx: ExportContext, out: Path) -> Path:
@@ -78,7 +85,7 @@ def export_tflite_dynamic(ctx: ExportContext, out: Path) -> Path:
 
     conv = _tflite_converter(ctx)
     conv.optimizations = [tf.lite.Optimize.DEFAULT]  # no representative data: int8 weights only
-    return _write(out, conv.convert())
+    return _write(out, _convert(conv))
 
 
 def int8_converter(ctx: ExportContext, batch: int | None = None):
@@ -99,7 +106,7 @@ def int8_converter(ctx: ExportContext, batch: int | None = None):
 
 def export_tflite_int8(ctx: ExportContext, out: Path) -> Path:
     try:
-        return _write(out, int8_converter(ctx).convert())
+        return _write(out, _convert(int8_converter(ctx)))
     except Exception as e:  # the converter raises ConverterError and friends, with a long log
         raise EdgeDigitsError(f"full-integer quantization failed: {first_line(e)}") from None
 
@@ -110,7 +117,7 @@ def export_edgetpu(ctx: ExportContext, out: Path) -> Path:
     from edgedigits.convert import edgetpu
 
     ready = _write(out.with_name(out.name.replace("_edgetpu.tflite", ".edgetpu-ready.tflite")),
-                   int8_converter(ctx, batch=1).convert())
+                   _convert(int8_converter(ctx, batch=1)))
     ctx.reports["edgetpu"] = edgetpu.report(ready, out)
     return out if ctx.reports["edgetpu"].compiled else ready
 

@@ -7,6 +7,7 @@ timings (capture, preprocess, inference, total: p50 and p95) and frames per seco
 
 from __future__ import annotations
 
+import collections
 import json
 import os
 import sys
@@ -164,6 +165,9 @@ def run(frames, runner, *, confidence: float = 0.6, smooth: float = 0.0, headles
         print("notice: no display found; printing one JSON line per frame (as with --headless)", file=sys.stderr)
     saver = Saver(save_dir) if save_dir else None
     n, fps, t_start = 0, None, time.perf_counter()
+    # when each frame was done with (output, saving, display included), from the start: the FPS on the
+    # image counts frames per second of wall time over the last 30, as the summary does over the run
+    done = collections.deque([t_start], maxlen=31)
     try:
         for frame in frames:
             t0 = time.perf_counter()
@@ -171,7 +175,7 @@ def run(frames, runner, *, confidence: float = 0.6, smooth: float = 0.0, headles
             timings["capture"].append(frame.capture_s)
             timings["total"].append(frame.capture_s + time.perf_counter() - t0)
             n += 1
-            fps = 1.0 / np.mean(timings["total"][-30:])
+            fps = (len(done) - 1) / (done[-1] - done[0]) if len(done) > 1 else None
             if headless or not show:
                 print(as_json(frame, rec), file=out, flush=True)
             if show or saver:
@@ -182,6 +186,7 @@ def run(frames, runner, *, confidence: float = 0.6, smooth: float = 0.0, headles
                     cv2.imshow("edgedigits", image)
                     if cv2.waitKey(0 if not is_video else 1) & 0xFF in (ord("q"), 27):
                         break
+            done.append(time.perf_counter())
             if max_frames and n >= max_frames:
                 break
     except KeyboardInterrupt:

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from edgedigits.errors import EdgeDigitsError
+from edgedigits.quiet import filtered_stderr
 
 EDGETPU_LIBRARY = {"Linux": "libedgetpu.so.1", "Darwin": "libedgetpu.1.dylib", "Windows": "edgetpu.dll"}
 EDGETPU_INSTALL = ("install the Edge TPU runtime (Debian/Ubuntu: `apt-get install libedgetpu1-std` from "
@@ -96,7 +97,8 @@ class TFLiteRunner:
             # every pixel 0..255 quantized once: a table lookup per frame instead of float math
             pixels = np.arange(256, dtype=np.float32) / 255
             self._lut = quantize(pixels, *self._inp["quantization"], self.input_dtype)
-        self.interpreter.allocate_tensors()
+        with filtered_stderr():  # the first allocation applies XNNPACK and announces it on fd 2
+            self.interpreter.allocate_tensors()
 
     def _resize(self, n: int) -> None:
         if n != self._batch:

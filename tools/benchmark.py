@@ -10,11 +10,10 @@ from __future__ import annotations
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from importlib import metadata
 from pathlib import Path
 
@@ -48,8 +47,9 @@ def _load(kind: str, path: str, threads: int, target: str):
     from edgedigits.deploy.runners import load_runner, to_float
 
     if kind == KERAS:
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-        import tensorflow as tf
+        from edgedigits.quiet import import_tensorflow
+
+        tf = import_tensorflow()
 
         tf.config.threading.set_intra_op_parallelism_threads(threads)
         tf.config.threading.set_inter_op_parallelism_threads(1)
@@ -63,14 +63,40 @@ def _load(kind: str, path: str, threads: int, target: str):
     return load_runner(path, threads, "edgetpu" if kind == "edgetpu" and target == "edgetpu" else "cpu")
 
 
+def memory_mb() -> dict:
+    """This process's resident memory now (VmRSS) and its peak (VmHWM), in MB, from /proc/self/status.
+
+    Not ru_maxrss: Linux carries the parent's maximum across fork and exec, so a child started by a
+    313 MB parent reports at least 313 MB whatever it does. VmHWM belongs to the process's own memory
+    map, which exec replaces. Empty where /proc is missing (not Linux)."""
+    try:
+        text = Path("/proc/self/status").read_text()
+    except OSError:
+        return {}
+    fields = dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
+    return {k: int(fields[k].split()[0]) / 1024 for k in ("VmRSS", "VmHWM") if k in fields}  # kB -> MB
+
+
+def _reset_peak() -> bool:
+    """Start VmHWM afresh from the current resident memory (Linux 4.0+: write 5 to clear_refs)."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
+
+
 def worker(spec: dict) -> dict:
     """Measure one row. spec: kind, path, threads, runs, warmup, batches, data(npz path), target."""
-    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     with np.load(spec["data"]) as z:
         x, y = z["x"], z["y"]
+    # the baseline: this worker with its digits loaded, before the runtime is imported
+    base = memory_mb()
+    _reset_peak()  # so the peak below is reached after the baseline, by the runtime
     t0 = time.perf_counter()
     run = _load(spec["kind"], spec["path"], spec["threads"], spec["target"])
     load_s = time.perf_counter() - t0
+    loaded = memory_mb()
     t0 = time.perf_counter()
     run(x[:1])
     first_s = time.perf_counter() - t0
@@ -93,10 +119,15 @@ def worker(spec: dict) -> dict:
         throughput[str(b)] = b * reps / (time.perf_counter() - t0)
     bs = 256
     pred = np.concatenate([run(x[i:i + bs]).argmax(1) for i in range(0, len(x), bs)])
-    rss1 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return {"load_ms": load_s * 1000, "first_inference_ms": first_s * 1000, **_percentiles(lat),
-            "throughput": throughput, "accuracy": float(np.mean(pred == y)), "pred": pred.tolist(),
-            "peak_rss_mb": rss1 / 1024, "model_rss_mb": (rss1 - rss0) / 1024}
+    end = memory_mb()
+    out = {"load_ms": load_s * 1000, "first_inference_ms": first_s * 1000, **_percentiles(lat),
+           "throughput": throughput, "accuracy": float(np.mean(pred == y)), "pred": pred.tolist()}
+    if base and end:
+        # runtime_mb: what this runtime added to the worker at its peak (import, model, runs up to
+        # batch 256), above the baseline; the other figures are the whole worker's, for reference
+        out.update(baseline_rss_mb=base["VmRSS"], loaded_rss_mb=loaded["VmRSS"], end_rss_mb=end["VmRSS"],
+                   peak_rss_mb=end["VmHWM"], runtime_mb=end["VmHWM"] - base["VmRSS"])
+    return out
 
 
 def _worker_main() -> None:
@@ -125,12 +156,26 @@ def run_row(kind: str, path: Path, data_npz: Path, cfg: BenchConfig, timeout_s: 
     return {"error": f"worker exited {proc.returncode}: {tail}"}
 
 
-def test_digits(cfg: BenchConfig, say=print):
+def test_digits(cfg: BenchConfig, say=print, trained_on: dict | None = None):
+    """The test digits. Without --data, those of the data the model was trained on, when the manifest
+    says which (a model trained on other digits than MNIST is not benchmarked on MNIST by default)."""
     from edgedigits.train import data as D
 
-    ds = D.load(cfg.data, say)
+    data = trained_on["data"] if trained_on and cfg.data == "auto" else cfg.data
+    try:
+        ds = D.load(data, say)
+    except EdgeDigitsError:
+        if data == cfg.data:
+            raise
+        data = cfg.data  # the training data's path is not here: the same digits may be, checked below
+        ds = D.load(data, say)
+    if trained_on and ds.train.labels is not None and ds.train.sha256() != trained_on["data_sha256"]:
+        what = f"the model was trained on {trained_on['data_source']}, but '{data}' holds {ds.train.source}"
+        if cfg.data == "auto":
+            raise EdgeDigitsError(f"{what}: give the test digits to benchmark on with --data")
+        say(f"notice: {what}; benchmarking on its test set as --data asks")
     if ds.test is None:
-        raise EdgeDigitsError(f"{cfg.data}: has no test set to benchmark on")
+        raise EdgeDigitsError(f"{data}: has no test set to benchmark on")
     test = ds.test if not cfg.limit or cfg.limit >= len(ds.test) else D.stratified(ds.test, cfg.limit, seed=3)
     return test
 
@@ -149,7 +194,7 @@ def benchmark(manifest_path: Path, cfg: BenchConfig, workdir: Path, say=print) -
     from edgedigits.convert.manifest import load_manifest
 
     m = load_manifest(manifest_path)
-    test = test_digits(cfg, say)
+    test = test_digits(cfg, say, m.data["source"].get("training_data"))
     data_npz = workdir / "bench_digits.npz"
     np.savez(data_npz, x=test.images, y=test.labels)
     say(f"benchmarking {m.path} on {len(test)} digits of {test.source}; {cfg.threads} thread(s), "
@@ -171,6 +216,13 @@ def benchmark(manifest_path: Path, cfg: BenchConfig, workdir: Path, say=print) -
         if kind == "edgetpu" and cfg.target != "edgetpu":
             row.update(status="skipped", reason="Edge TPU rows run with --target edgetpu")
             rows.append(row)
+            continue
+        if kind == "edgetpu" and not (e.get("details") or {}).get("compiled"):
+            # the .edgetpu-ready file is plain int8 TFLite: timed, it would be the CPU under the Edge TPU's name
+            row.update(status="skipped", reason=f"{e['file']} is not compiled for the Edge TPU (edgetpu_compiler "
+                       "was not installed at conversion); compile it and convert again")
+            rows.append(row)
+            say(f"  {row['format']:<15} skipped: {row['reason']}")
             continue
         r = run_row(kind, path, data_npz, cfg)
         if "error" in r:
@@ -196,6 +248,7 @@ def benchmark(manifest_path: Path, cfg: BenchConfig, workdir: Path, say=print) -
     return {"schema_version": SCHEMA_VERSION, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "manifest": str(m.path), "model": m.data["source"]["model"], "data": test.source,
             "digits": len(test), "threads": cfg.threads, "runs": cfg.runs,
+            "options": {**asdict(cfg), "batches": list(cfg.batches)},  # what shaped this report
             "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
                         "cpus": os.cpu_count()},
             "libraries": library_versions(), "rows": rows}
@@ -205,7 +258,7 @@ def benchmark(manifest_path: Path, cfg: BenchConfig, workdir: Path, say=print) -
 COLUMNS = [("format", "{}"), ("precision", "{}"), ("size KiB", "{:.1f}"), ("accuracy", "{:.2%}"),
            ("delta pp", "{:+.2f}"), ("agree", "{:.2%}"), ("load ms", "{:.1f}"), ("first ms", "{:.2f}"),
            ("p50 ms", "{:.3f}"), ("p95 ms", "{:.3f}"), ("p99 ms", "{:.3f}"), ("x keras", "{:.1f}"),
-           ("img/s b32", "{:.0f}"), ("img/s b256", "{:.0f}"), ("peak MB", "{:.0f}"), ("status", "{}")]
+           ("img/s b32", "{:.0f}"), ("img/s b256", "{:.0f}"), ("mem MB", "{:.1f}"), ("status", "{}")]
 
 
 def _cells(row: dict) -> list[str]:
@@ -214,7 +267,7 @@ def _cells(row: dict) -> list[str]:
             row.get("delta_pp"), row.get("agreement"), row.get("load_ms"), row.get("first_inference_ms"),
             row.get("p50_ms"), row.get("p95_ms"), row.get("p99_ms"), row.get("speedup_vs_keras"),
             (row.get("throughput") or {}).get("32"), (row.get("throughput") or {}).get("256"),
-            row.get("peak_rss_mb"), row["status"] + (f" ({row['reason'][:60]})" if row.get("reason") else "")]
+            row.get("runtime_mb"), row["status"] + (f" ({row['reason'][:60]})" if row.get("reason") else "")]
     return ["-" if v is None else fmt.format(v) for v, (_, fmt) in zip(vals, COLUMNS)]
 
 
@@ -230,41 +283,69 @@ def markdown(report: dict, command: str = "") -> str:
     body = "".join("| " + " | ".join(_cells(r)) + " |\n" for r in report["rows"])
     libs = ", ".join(f"{k} {v}" for k, v in report["libraries"].items())
     return (f"Model `{report['model']}`, {report['digits']} digits of {report['data']}; batch-1 latency over "
-            f"{report['runs']} runs with {report['threads']} thread(s); each row in a fresh process.\n\n"
+            f"{report['runs']} runs with {report['threads']} thread(s); each row in a fresh process. mem MB: "
+            f"the row's runtime at its peak (import, model, runs up to batch 256), above the worker's own "
+            f"resident memory before it imported the runtime (VmHWM - VmRSS, /proc/self/status).\n\n"
             + head + body + f"\nMachine: {report['machine']['processor']}, {report['machine']['cpus']} CPUs, "
             f"{report['machine']['platform']}. Libraries: {libs}. Generated {report['created']}"
             + (f" by `{command}`" if command else "") + ".\n")
 
 
-def plot(report: dict, path: Path) -> None:
+def plot(report: dict, path: Path) -> list:
+    """Accuracy against latency as PNG. Returns the labels' boxes in pixels (no two overlap)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from matplotlib.ticker import ScalarFormatter
+    from matplotlib.text import Text
+    from matplotlib.ticker import FuncFormatter
 
     rows = sorted((r for r in report["rows"] if "p50_ms" in r), key=lambda r: r["p50_ms"])
     fig, ax = plt.subplots(figsize=(8, 4.8))
-    for i, r in enumerate(rows):
-        x, y = r["p50_ms"], 100 * r["accuracy"]
-        ax.scatter(x, y, s=max(20, r["size_bytes"] / 1024), alpha=0.6)
-        ax.annotate(f"{r['format']} ({r['size_bytes'] / 1024:.0f} KiB)", (x, y), fontsize=8,
-                    xytext=(6, 10 if i % 2 else -14), textcoords="offset points")  # alternate: no overlaps
+    for r in rows:
+        ax.scatter(r["p50_ms"], 100 * r["accuracy"], s=max(20, r["size_bytes"] / 1024), alpha=0.6)
     accs = [100 * r["accuracy"] for r in rows]
     ax.set_ylim(min(accs) - 0.15, max(accs) + 0.15)
     ax.set(xscale="log", xlabel=f"batch-1 latency p50, ms (log scale; {report['threads']} thread)",
            ylabel=f"accuracy on {report['digits']} test digits, %",
            title=f"{report['model']}: accuracy against latency (marker area: file size)")
-    ax.xaxis.set_major_formatter(ScalarFormatter())
-    ax.xaxis.set_minor_formatter(ScalarFormatter())
+    def tick(x, _, minor=False):  # plain numbers; between powers of ten only 2, 3 and 5 (no crowding)
+        mantissa = x / 10 ** np.floor(np.log10(x))
+        return f"{x:g}" if not minor or any(abs(mantissa - m) < 1e-6 for m in (2, 3, 5)) else ""
+
+    ax.xaxis.set_major_formatter(FuncFormatter(tick))
+    ax.xaxis.set_minor_formatter(FuncFormatter(lambda x, pos: tick(x, pos, minor=True)))
     ax.tick_params(axis="x", which="minor", labelsize=7)
     ax.grid(alpha=0.3, which="both")
     fig.tight_layout()
+    # Formats often share an accuracy and sit close in latency: place each label at the first height
+    # (above, below, further out) where it overlaps no label placed before it, with a line to its point.
+    renderer = fig.canvas.get_renderer()
+    placed = []
+    right = ax.get_window_extent(renderer).x1
+    for r in rows:
+        xy = (r["p50_ms"], 100 * r["accuracy"])
+        left = ax.transData.transform(xy)[0] > right - 150  # near the right edge: label to the left
+        for dy in (10, -16, 26, -32, 42, -48, 58, -64, 74, -80):
+            ann = ax.annotate(f"{r['format']} ({r['size_bytes'] / 1024:.0f} KiB)", xy, fontsize=8,
+                              xytext=(-6 if left else 6, dy), textcoords="offset points", va="center",
+                              ha="right" if left else "left",
+                              arrowprops={"arrowstyle": "-", "color": "0.6", "lw": 0.6}, annotation_clip=False)
+            ann.update_positions(renderer)
+            box = Text.get_window_extent(ann, renderer)  # the text alone, without its line
+            if not any(box.overlaps(b) for b in placed):
+                break
+            ann.remove()
+        else:
+            ann = ax.annotate(r["format"], xy, fontsize=8)
+            box = Text.get_window_extent(ann, renderer)
+        placed.append(box)
     from edgedigits.atomic import atomic_write
 
     atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
     plt.close(fig)
+    return [tuple(b.bounds) for b in placed]
 
 
 # --------------------------------------------------------------------------------------- gates

@@ -2,11 +2,31 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import shlex
 import sys
 import tempfile
 from pathlib import Path
+
+
+# The options that shape each benchmark; one given to a benchmark that does not use it is refused.
+APPLIES = {
+    "MANIFEST": {"--data", "--limit", "--threads", "--runs", "--target", "--json", "--markdown", "--plot",
+                 "--min-accuracy", "--max-drop", "--compare"},
+    "camera": {"--model", "--manifest", "--threads", "--target", "--json", "--frames", "--digits", "--codec"},
+    "web": {"--model", "--manifest", "--json"},  # one WebAssembly thread in headless Chromium, for a fixed time
+    "photos": {"--model", "--manifest", "--threads", "--target", "--json", "--markdown", "--plot", "--single"},
+    "train": {"--data", "--limit", "--epochs", "--json"},
+}
+
+
+class _Given(argparse.Action):
+    """Stores the value, and notes that the option was given (to refuse one that does not apply)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, values)
+        namespace.given = {*getattr(namespace, "given", ()), self.option_strings[0]}
 
 
 def register(make, sub) -> None:
@@ -52,6 +72,9 @@ def register(make, sub) -> None:
     p.add_argument("--codec", default="IYUV", choices=["IYUV", "MJPG"],
                    help="camera: the video's codec: raw YUV as a webcam streams 640x480, or Motion JPEG")
     p.add_argument("--epochs", type=int, default=0, help="train: epochs per model (default: each model's recipe)")
+    for action in p._actions:  # every option with a value notes when it is given
+        if action.option_strings and action.nargs != 0:
+            action.__class__ = _Given
     p.set_defaults(run=run_benchmark)
 
 
@@ -69,12 +92,20 @@ def run_benchmark(args) -> int:
     command = "edgedigits " + shlex.join(sys.argv[1:])
     if args.folder and args.what != "photos":
         raise EdgeDigitsError(f"{args.folder}: a folder is given only to `benchmark photos DIR`")
+    mode = args.what if args.what in APPLIES else "MANIFEST"
+    applies = APPLIES[mode] | ({"--model"} if not args.what else set())
+    given = set(getattr(args, "given", ())) | ({"--single"} if args.single else set())
+    extra = sorted(given - applies)
+    if extra:
+        raise EdgeDigitsError(f"benchmark {args.what or 'MANIFEST'}: {', '.join(extra)} "
+                              f"{'does' if len(extra) == 1 else 'do'} not apply here; it takes {', '.join(sorted(applies))}")
     if args.what == "photos":
         return _photos(args, command)
     if args.what == "train":
         from edgedigits.tools.train_bench import train_benchmark
 
         report = train_benchmark(args.data, args.epochs, args.limit)
+        report.update(command=command, options={"data": args.data, "epochs": args.epochs, "limit": args.limit})
         if args.json:
             _write(args.json, json.dumps(report, indent=1))
         return 0
@@ -84,6 +115,8 @@ def run_benchmark(args) -> int:
             from edgedigits.tools.web_bench import web_benchmark
 
             report = web_benchmark(manifest, Path(work))
+            report.update(command=command, options={"model": str(args.manifest or args.model), "seconds": report["seconds"],
+                                                    "formats": [r["format"] for r in report["rows"]]})
             if args.json:
                 _write(args.json, json.dumps(report, indent=1))
             return 0
@@ -91,7 +124,9 @@ def run_benchmark(args) -> int:
             from edgedigits.tools.camera_bench import camera_benchmark
 
             report = camera_benchmark(manifest, Path(work), args.frames, args.digits, args.threads,
-                                      codec=args.codec)
+                                      target=args.target, codec=args.codec)
+            report.update(command=command, options={"model": str(args.manifest or args.model), "frames": args.frames, "digits": args.digits,
+                                                    "threads": args.threads, "target": args.target, "codec": args.codec})
             if args.json:
                 _write(args.json, json.dumps(report, indent=1))
             return 0
@@ -126,7 +161,8 @@ def _photos(args, command: str) -> int:
         raise EdgeDigitsError("benchmark photos: give the folder, e.g. `edgedigits benchmark photos photos/`")
     report = P.photo_benchmark(args.folder, args.manifest or shipped_manifest(args.model), args.target, args.threads,
                                args.single)
-    report["command"] = command
+    report.update(command=command, options={"model": str(args.manifest or args.model), "threads": args.threads,
+                                            "target": args.target, "single": args.single})
     if args.json:
         _write(args.json, json.dumps(report, indent=1))
     if args.markdown:

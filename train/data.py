@@ -282,7 +282,8 @@ def load(spec: str | os.PathLike, say=print) -> Dataset:
         try:
             return load_mnist()
         except DataError as e:
-            say(f"notice: full MNIST is not available ({str(e).splitlines()[0]}); using the bundled sample")
+            why = "; ".join(ln.strip() for ln in str(e).splitlines() if ln.strip())  # every mirror's reason
+            say(f"notice: full MNIST is not available ({why}); using the bundled sample")
             return load_sample()
     if spec == "sample":
         return load_sample()

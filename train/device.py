@@ -22,7 +22,9 @@ def gpu_name(backend: str) -> str | None:
     """The first GPU this backend can see, or None. Imports the backend."""
     try:
         if backend == "tensorflow":
-            import tensorflow as tf
+            from edgedigits.quiet import import_tensorflow
+
+            tf = import_tensorflow()  # no cuInit/oneDNN chatter on a machine without a GPU
 
             gpus = tf.config.list_physical_devices("GPU")
             if gpus:

@@ -10,6 +10,12 @@ from edgedigits.errors import EdgeDigitsError
 
 def load_keras_model(path: str | Path):
     """Load a .keras file in safe mode (no Lambda layers, no arbitrary code)."""
+    import os
+
+    if os.environ.get("KERAS_BACKEND", "tensorflow") == "tensorflow":
+        from edgedigits.quiet import import_tensorflow
+
+        import_tensorflow()  # before Keras imports it, without TensorFlow's start-up chatter
     import keras
 
     path = Path(path)

@@ -257,8 +257,8 @@ def finish(cfg: TrainConfig, run_dir: Path, state: dict, ds: D.Dataset, val_d: D
     report.plot_confusion(val_d.labels, val_pred, run_dir / "confusion.png",
                           title=f"{cfg.model}, validation split ({len(val_d)} digits)")
     report.write_model_card(run_dir / "model_card.md", cfg, metrics)
-    say(f"best epoch {metrics['best_epoch']}: val accuracy {metrics['val_accuracy']:.4%}"
-        + (f", test accuracy {metrics['test_accuracy']:.4%}" if "test_accuracy" in metrics else ""))
+    say(f"best epoch {metrics['best_epoch']}: val accuracy {metrics['val_accuracy']:.2%}"
+        + (f", test accuracy {metrics['test_accuracy']:.2%}" if "test_accuracy" in metrics else ""))
     say(f"run folder: {run_dir}")
     return metrics
 

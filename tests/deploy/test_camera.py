@@ -110,7 +110,7 @@ def test_video_through_the_headless_pipeline(sample, tmp_path):
     assert read >= 9, [(r["text"], [lab for lab, _ in t]) for r, (_, t) in zip(lines, shots)]
     for stage in ("capture", "preprocess", "inference", "total"):
         assert stage in err and "p95" in err
-    assert "FPS" in err
+    assert "FPS" in err and "XNNPACK" not in err
     saved = cv2.VideoCapture(str(tmp_path / "saved" / "annotated.avi"))
     assert saved.isOpened() and int(saved.get(cv2.CAP_PROP_FRAME_COUNT)) == 12
 

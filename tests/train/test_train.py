@@ -190,3 +190,5 @@ def test_cli_help_and_offline_default(tmp_path):
                              "--out", str(tmp_path / "r"), env=env)
     assert code == 0, err
     assert "notice: full MNIST is not available" in out and "using the bundled sample" in out
+    assert "into " in out and "http://127.0.0.1:9/train-images-idx3-ubyte.gz: " in out  # the reason, not cut at ':'
+    assert "E0000" not in err + out and "cuInit" not in err + out and "oneDNN" not in err + out
