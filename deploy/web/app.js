@@ -69,7 +69,7 @@ function draw(result, scale, background = null) {
   $('text').textContent = result.text || '–';
   const t = result.timings;
   $('stats').textContent = `preprocess ${t.preprocess_ms.toFixed(1)} ms · inference ${t.inference_ms.toFixed(1)} ms · ` +
-    (background ? '' : `${state.fps.toFixed(1)} FPS · `) + `${state.model.meta.runtime} (${state.model.meta.format})`;
+    (background ? '' : `${state.fps} FPS · `) + `${state.model.meta.runtime} (${state.model.meta.format})`;
 }
 
 function grab(source, sw, sh, maxSide = MAX_SIDE) {
@@ -89,7 +89,9 @@ async function loop() {
     const f = grab(video, video.videoWidth, video.videoHeight);
     const result = await recognize(state.model, f.data, f.w, f.h);
     overlay.width = video.clientWidth; overlay.height = video.clientHeight;
-    state.fps = 0.9 * state.fps + 0.1 * (1000 / Math.max(performance.now() - t0, 1));
+    const now = performance.now();  // frames per second: the frames completed in the last second, counted
+    state.done = (state.done || []).filter((t) => t > now - 1000).concat(now);
+    state.fps = state.done.length;
     state.frames++;
     state.last = result;
     result.timings.frame_ms = performance.now() - t0;  // grab + preprocess + inference
