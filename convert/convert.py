@@ -50,6 +50,20 @@ def training_split(model_path: Path) -> dict | None:
         return None
 
 
+def run_classes(model_path: Path) -> tuple[list[str], dict]:
+    """The class names a run trained with, and its data's name and licence, from config.json beside
+    the model; the digits and {} for a model without one (or a run from before class names)."""
+    import json
+
+    try:
+        run = json.loads(Path(model_path).with_name("config.json").read_text())
+    except (OSError, ValueError):
+        run = {}
+    labels = run.get("labels") if isinstance(run, dict) else None
+    data = {k: run[k] for k in ("data_name", "data_licence") if run.get(k)} if isinstance(run, dict) else {}
+    return (list(labels) if labels else list(LABELS)), data
+
+
 def check_digits(cfg: ConvertConfig, model_path: Path | None = None, say=print):
     """(calibration float32 (N,28,28,1), check Digits, how the split was defined) from the configured data.
 
@@ -161,7 +175,8 @@ def convert(model_path: Path, out: Path, cfg: ConvertConfig, say=print) -> tuple
     if source.resolve() != Path(model_path).resolve():
         atomic_write(source, lambda tmp: shutil.copyfile(model_path, tmp))
     card = Path(model_path).with_name("model_card.md")
-    metadata = {"labels": LABELS, "preprocessing": PREPROCESSING, "source_sha256": sha256_file(source)}
+    labels, data_id = run_classes(model_path)
+    metadata = {"labels": labels, "preprocessing": PREPROCESSING, "source_sha256": sha256_file(source)}
     entries = []
     with X.new_workdir() as work:
         ctx = X.ExportContext(model, calib, Path(work), cfg.opset, cfg.int8_io, metadata)
@@ -190,12 +205,12 @@ def convert(model_path: Path, out: Path, cfg: ConvertConfig, say=print) -> tuple
 
     manifest = write_manifest(out, {
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "edgedigits_version": __version__,
-        "labels": LABELS, "preprocessing": PREPROCESSING,
+        "labels": labels, "preprocessing": PREPROCESSING,
         "source": {"file": source.name, "sha256": sha256_file(source), "model": name,
                    "parameters": int(model.count_params()),
                    "card": card.read_text() if card.is_file() else "",
-                   "training_data": {k: v for k, v in (training_split(model_path) or {}).items()
-                                     if k in ("data", "data_source", "data_sha256")} or None},
+                   "training_data": {**{k: v for k, v in (training_split(model_path) or {}).items()
+                                        if k in ("data", "data_source", "data_sha256")}, **data_id} or None},
         "check": {"data": check.source, "digits": len(check), "split": cfg.check_split,
                   "val_split": None if cfg.check_split == "test" else split,
                   "tolerance_pp": cfg.tolerance_pp, "keras_accuracy": keras_acc},

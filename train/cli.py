@@ -45,6 +45,8 @@ def add_train(make, sub) -> None:
                    help="augmentation strength: 1 = +-12 deg rotation, +-12%% zoom, +-10%% shift, stroke width; "
                         "0.5 halves every range (default: the model's own, see the registry)")
     p.add_argument("--no-augment", action="store_true", help="train without augmentation (--augment 0)")
+    p.add_argument("--labels", type=Path, metavar="FILE",
+                   help="class names, one per line in output order (default: the data's own, else 0..9)")
     p.add_argument("--from", dest="init_from", metavar="MODEL.keras", help="fine-tune this model instead of a new one")
     p.add_argument("--backend", choices=["tensorflow", "jax", "torch"], help="Keras backend (default: $KERAS_BACKEND, else one that sees a GPU)")
     p.add_argument("--out", type=Path, help="run folder (default: runs/train/<model>-<time>)")
@@ -76,6 +78,10 @@ def run_train(args) -> int:
                       learning_rate=args.lr, patience=args.patience, val_fraction=args.val_fraction,
                       seed=args.seed, limit=args.limit, augment=augment,
                       init_from=str(args.init_from or ""), backend=args.backend or "", command=command)
+    if args.labels:
+        from edgedigits.train.data import read_labels
+
+        cfg.labels = read_labels(args.labels)
     if cfg.init_from:
         cfg.learning_rate = args.lr if args.lr != TrainConfig.learning_rate else args.lr / 10
     out = args.out or Path("runs/train") / f"{args.model}-{time.strftime('%Y%m%d-%H%M%S')}"

@@ -49,6 +49,9 @@ class TrainConfig:
     mixed_precision: bool = False
     data_source: str = ""
     data_sha256: str = ""
+    labels: list | None = None  # class names, in output order: --labels, else the data's own (data.py)
+    data_name: str = ""  # a known data set's name and licence (data.KNOWN_DATA), else ""
+    data_licence: str = ""
     command: str = ""
 
 
@@ -189,8 +192,15 @@ def train(cfg: TrainConfig, run_dir: Path, resume: bool = False, say=print) -> d
     keras.utils.set_random_seed(cfg.seed)
     ds, train_d, val_d = prepare_data(cfg, say)
     cfg.data_source, cfg.data_sha256 = ds.train.source, ds.train.sha256()
+    known = D.KNOWN_DATA.get(cfg.data_sha256) or (D.MNIST_DATA if cfg.data_source == D.SAMPLE_SOURCE else None)
+    cfg.labels = D.check_class_names(cfg.labels, "--labels") if cfg.labels else \
+        list(ds.train.classes or (known.classes if known else D.DIGIT_CLASSES))
+    cfg.data_name, cfg.data_licence = (known.name, known.licence) if known else ("", "")
     apply_recipe(cfg, say)
-    say(f"data: {ds.train.source}: {len(train_d)} training and {len(val_d)} validation digits")
+    say(f"data: {ds.train.source}: {len(train_d)} training and {len(val_d)} validation digits"
+        + (f" ({cfg.data_name})" if cfg.data_name else ""))
+    if cfg.labels != list(D.DIGIT_CLASSES):
+        say(f"classes: {', '.join(cfg.labels)}")
 
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write(run_dir / "config.json", lambda p: p.write_text(json.dumps(asdict(cfg), indent=1)))
