@@ -36,6 +36,8 @@ def register(make, sub) -> None:
     p.add_argument("--opset", type=int, default=d.opset, help="ONNX opset")
     p.add_argument("--int8-io", choices=["int8", "uint8"], default=d.int8_io, help="input/output dtype of the int8 TFLite models")
     p.add_argument("--explain", action="store_true", help="print the per-layer int8 quantization error")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar and no per-format lines: "
+                   "only notices, failures and the manifest's path")
     p.set_defaults(run=run_convert)
 
 
@@ -47,6 +49,15 @@ def run_convert(args) -> int:
         raise EdgeDigitsError(f"--calibration-size {args.calibration_size}: use at least 10 digits")
     cfg = ConvertConfig(formats=args.formats, data=args.data, calibration_size=args.calibration_size,
                         check_split=args.check_split, check_limit=args.check_limit, tolerance_pp=args.tolerance,
-                        opset=args.opset, int8_io=args.int8_io, explain=args.explain)
-    _, ok = convert(args.model, args.out, cfg)
+                        opset=args.opset, int8_io=args.int8_io, explain=args.explain, quiet=args.quiet)
+    say = print
+    if args.quiet:  # for scripts: what needs attention, and where the result is
+        say = lambda msg: print(msg) if str(msg).startswith(("notice", "manifest:")) else None  # noqa: E731
+    manifest, ok = convert(args.model, args.out, cfg, say=say)
+    if not ok and args.quiet:
+        import json
+
+        for e in json.loads(manifest.read_text())["artifacts"]:
+            if e["status"] != "passed":
+                print(f"{e['format']}: {e['status']}: {e.get('reason', '')}")
     return 0 if ok else 1

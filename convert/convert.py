@@ -35,6 +35,7 @@ class ConvertConfig:
     opset: int = X.ONNX_OPSET
     int8_io: str = "int8"
     explain: bool = False
+    quiet: bool = False  # no progress bar (the CLI's --quiet also drops the per-format lines)
 
 
 def training_split(model_path: Path) -> dict | None:
@@ -178,9 +179,14 @@ def convert(model_path: Path, out: Path, cfg: ConvertConfig, say=print) -> tuple
     labels, data_id = run_classes(model_path)
     metadata = {"labels": labels, "preprocessing": PREPROCESSING, "source_sha256": sha256_file(source)}
     entries = []
+    from edgedigits.progress import progress, say_above
+
     with X.new_workdir() as work:
         ctx = X.ExportContext(model, calib, Path(work), cfg.opset, cfg.int8_io, metadata)
-        for f in formats:
+        bar = progress(formats, desc="convert", unit="format", quiet=cfg.quiet)
+        row_say = say_above(bar, say)
+        for f in bar:
+            bar.set_postfix_str(f.name, refresh=True)
             t0 = time.perf_counter()
             entry = {"format": f.name, "precision": f.precision, "runtime": f.runtime, "devices": f.devices}
             try:
@@ -197,7 +203,7 @@ def convert(model_path: Path, out: Path, cfg: ConvertConfig, say=print) -> tuple
                     entry["details"] = ctx.reports[f.name].summary()
             entry["seconds"] = round(time.perf_counter() - t0, 2)
             entries.append(entry)
-            say(_row(entry))
+            row_say(_row(entry))
         if cfg.explain and "tflite_int8" in ctx.artifacts:
             from edgedigits.convert.explain import explain_int8
 

@@ -34,6 +34,7 @@ class BenchConfig:
     data: str = "auto"  # test digits: full MNIST test set when cached, else the bundled sample's
     limit: int = 0
     target: str = "cpu"
+    quiet: bool = False  # no progress bar
 
 
 # ------------------------------------------------------------------------------ the worker (a child)
@@ -203,7 +204,12 @@ def benchmark(manifest_path: Path, cfg: BenchConfig, workdir: Path, say=print) -
     baseline_pred = None
     entries = [{"format": KERAS, "file": m.data["source"]["file"], "precision": "float32", "runtime": "keras",
                 "status": "passed", "reason": ""}] + m.artifacts
-    for e in entries:
+    from edgedigits.progress import progress, say_above
+
+    bar = progress(entries, desc="benchmark", unit="row", quiet=cfg.quiet)
+    say = say_above(bar, say)
+    for e in bar:
+        bar.set_postfix_str(e["format"], refresh=True)
         row = {k: e.get(k) for k in ("format", "file", "precision", "runtime")}
         row["status"], row["reason"] = e["status"], e.get("reason", "")
         path = m.folder / e["file"] if e.get("file") else None

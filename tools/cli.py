@@ -72,6 +72,7 @@ def register(make, sub) -> None:
     p.add_argument("--codec", default="IYUV", choices=["IYUV", "MJPG"],
                    help="camera: the video's codec: raw YUV as a webcam streams 640x480, or Motion JPEG")
     p.add_argument("--epochs", type=int, default=0, help="train: epochs per model (default: each model's recipe)")
+    p.add_argument("--quiet", "-q", action="store_true", help="MANIFEST: no progress bar and no per-row lines, only the table")
     for action in p._actions:  # every option with a value notes when it is given
         if action.option_strings and action.nargs != 0:
             action.__class__ = _Given
@@ -130,8 +131,10 @@ def run_benchmark(args) -> int:
             if args.json:
                 _write(args.json, json.dumps(report, indent=1))
             return 0
-        cfg = B.BenchConfig(threads=args.threads, runs=args.runs, data=args.data, limit=args.limit, target=args.target)
-        report = B.benchmark(manifest, cfg, Path(work))
+        cfg = B.BenchConfig(threads=args.threads, runs=args.runs, data=args.data, limit=args.limit, target=args.target,
+                            quiet=args.quiet)
+        report = B.benchmark(manifest, cfg, Path(work), say=(lambda msg: print(msg) if str(msg).startswith("notice") else None)
+                             if args.quiet else print)
     report["command"] = command
     print(B.table(report))
     if args.json:

@@ -127,3 +127,39 @@ def test_bad_model_and_data_are_refused_clearly(tmp_path):
     assert code == 2 and "t.csv: line 1: header has 2 columns" in err
     with pytest.raises(EdgeDigitsError, match="no test set; use --split train"):
         load_data(_kaggle_csv(tmp_path / "k.csv", np.zeros((2, 28, 28), np.uint8)), "test")
+
+
+def test_progress_bar_on_a_terminal_only(tmp_path):
+    """On a terminal (a pseudo-terminal here) stderr shows tqdm's bar; --quiet and pipes show none."""
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    def stderr_of(*args):
+        import fcntl
+        import struct
+        import termios
+
+        master, slave = pty.openpty()
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # a 100-column terminal
+        proc = subprocess.run([sys.executable, "-m", "edgedigits", "predict", "tiny", "sample", "--batch-size", "50",
+                               "--out", str(tmp_path / "p.csv"), *args], stdout=subprocess.PIPE, stderr=slave,
+                              timeout=120)
+        os.close(slave)
+        chunks = []
+        while True:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # the other end is closed: all read
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        os.close(master)
+        assert proc.returncode == 0
+        return b"".join(chunks).decode(errors="replace")
+
+    bar = stderr_of()
+    assert "predict:" in bar and "/20 [" in bar and "batch" in bar, bar
+    assert stderr_of("--quiet") == ""
