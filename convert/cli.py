@@ -41,10 +41,33 @@ def register(make, sub) -> None:
     p.set_defaults(run=run_convert)
 
 
+# What converting needs beyond a device install (import name -> package name)
+CONVERT_NEEDS = {"tensorflow": "tensorflow", "keras": "keras", "tf2onnx": "tf2onnx", "onnx": "onnx"}
+
+
+def require_convert_libraries() -> None:
+    """Name the extra to install, in place of a ModuleNotFoundError deep in a converter."""
+    import importlib.util
+
+    from edgedigits.errors import EdgeDigitsError
+
+    def installed(mod: str) -> bool:
+        try:
+            return importlib.util.find_spec(mod) is not None
+        except ImportError:
+            return False
+
+    missing = [pkg for mod, pkg in CONVERT_NEEDS.items() if not installed(mod)]
+    if missing:
+        raise EdgeDigitsError(f"converting needs {', '.join(missing)}, not installed here (a deploy-only install): "
+                              f"pip install 'edgedigits[convert]'")
+
+
 def run_convert(args) -> int:
     from edgedigits.convert.convert import ConvertConfig, convert
     from edgedigits.errors import EdgeDigitsError
 
+    require_convert_libraries()
     if args.calibration_size < 10:
         raise EdgeDigitsError(f"--calibration-size {args.calibration_size}: use at least 10 digits")
     cfg = ConvertConfig(formats=args.formats, data=args.data, calibration_size=args.calibration_size,

@@ -57,10 +57,32 @@ def _tflite_converter(ctx: ExportContext, batch: int | None = None):
     return tf.lite.TFLiteConverter.from_saved_model(ctx.saved_model(batch))
 
 
+INPUT_NAME, OUTPUT_NAME, BATCH_DIM = "digits", "probabilities", "batch"  # tensor names in every exported file
+
+
 def _convert(conv) -> bytes:
-    """conv.convert(), without the converter's "fully_quantize: 0, inference_type: 6" on fd 2."""
+    """conv.convert(), without the converter's "fully_quantize: 0, inference_type: 6" on fd 2, with
+    the input and output tensors named."""
     with filtered_stderr():
-        return conv.convert()
+        return name_tflite_tensors(conv.convert())
+
+
+def name_tflite_tensors(data: bytes) -> bytes:
+    """Rename the model's input and output tensors (the converter calls them serving_default_args_0:0
+    and StatefulPartitionedCall_1:0) and its signature's keys to INPUT_NAME and OUTPUT_NAME, through
+    the flatbuffer object API that TensorFlow ships (tensorflow/lite/tools/flatbuffer_utils.py)."""
+    from tensorflow.lite.tools import flatbuffer_utils as fb
+
+    model = fb.read_model_from_bytearray(bytearray(data))
+    graph = model.subgraphs[0]
+    if len(graph.inputs) != 1 or len(graph.outputs) != 1:
+        return data  # not the one-in, one-out classifier this names
+    graph.tensors[graph.inputs[0]].name = INPUT_NAME.encode()
+    graph.tensors[graph.outputs[0]].name = OUTPUT_NAME.encode()
+    for sig in model.signatureDefs or []:
+        if len(sig.inputs) == 1 and len(sig.outputs) == 1:
+            sig.inputs[0].name, sig.outputs[0].name = INPUT_NAME.encode(), OUTPUT_NAME.encode()
+    return bytes(fb.convert_object_to_bytearray(model))
 
 
 def _write(out: Path, data: bytes) -> Path:
@@ -129,13 +151,14 @@ def export_onnx_fp32(ctx: ExportContext, out: Path) -> Path:
     import tf2onnx
 
     loaded = tf.saved_model.load(ctx.saved_model())
-    spec = (tf.TensorSpec((None, 28, 28, 1), tf.float32, name="digits"),)
+    spec = (tf.TensorSpec((None, 28, 28, 1), tf.float32, name=INPUT_NAME),)
     try:
         proto, _ = tf2onnx.convert.from_function(tf.function(lambda x: loaded.serve(x)),
                                                  input_signature=spec, opset=ctx.opset)
     except Exception as e:
         raise EdgeDigitsError(f"tf2onnx could not convert the model (opset {ctx.opset}): {first_line(e)}") from None
-    _rename_output(proto, "probs")
+    _rename_output(proto, OUTPUT_NAME)
+    _name_batch(proto)
     _set_metadata(proto, ctx.metadata)
     onnx.checker.check_model(proto, full_check=True)
     return atomic_write(out, lambda tmp: onnx.save(proto, str(tmp)))
@@ -150,7 +173,7 @@ def export_onnx_int8(ctx: ExportContext, out: Path) -> Path:
 
     class Reader(CalibrationDataReader):
         def __init__(self):
-            self.batches = iter([{"digits": ctx.calibration[i:i + 32]} for i in range(0, len(ctx.calibration), 32)])
+            self.batches = iter([{INPUT_NAME: ctx.calibration[i:i + 32]} for i in range(0, len(ctx.calibration), 32)])
 
         def get_next(self):
             return next(self.batches, None)
@@ -162,6 +185,7 @@ def export_onnx_int8(ctx: ExportContext, out: Path) -> Path:
     quantize_static(str(pre), str(quantized), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
                     activation_type=QuantType.QInt8, weight_type=QuantType.QInt8)
     proto = onnx.load(str(quantized))
+    _name_batch(proto)
     _set_metadata(proto, ctx.metadata)
     onnx.checker.check_model(proto)
     return atomic_write(out, lambda tmp: onnx.save(proto, str(tmp)))
@@ -172,6 +196,14 @@ def _rename_output(proto, name: str) -> None:
     for node in proto.graph.node:
         node.output[:] = [name if o == old else o for o in node.output]
     proto.graph.output[0].name = name
+
+
+def _name_batch(proto) -> None:
+    """The batch dimension of the input and output is named BATCH_DIM (tf2onnx calls it unk__53)."""
+    for v in [*proto.graph.input, *proto.graph.output]:
+        dim = v.type.tensor_type.shape.dim[0]
+        if not dim.HasField("dim_value"):
+            dim.dim_param = BATCH_DIM
 
 
 def _set_metadata(proto, metadata: dict) -> None:
