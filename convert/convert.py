@@ -177,7 +177,7 @@ def convert(model_path: Path, out: Path, cfg: ConvertConfig, say=print) -> tuple
         atomic_write(source, lambda tmp: shutil.copyfile(model_path, tmp))
     card = Path(model_path).with_name("model_card.md")
     labels, data_id = run_classes(model_path)
-    metadata = {"labels": labels, "preprocessing": PREPROCESSING, "source_sha256": sha256_file(source)}
+    metadata = {"labels": labels, "preprocessing": PREPROCESSING, "source_sha256": sha256_file(source), **data_id}
     entries = []
     from edgedigits.progress import progress, say_above
 

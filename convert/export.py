@@ -85,12 +85,25 @@ def name_tflite_tensors(data: bytes) -> bytes:
     return bytes(fb.convert_object_to_bytearray(model))
 
 
-def _write(out: Path, data: bytes) -> Path:
-    return atomic_write(out, lambda tmp: tmp.write_bytes(data))
+def _write(out: Path, data: bytes, ctx: ExportContext) -> Path:
+    """Write a .tflite with its standard metadata (labels, normalization, descriptions: tflite_metadata.py)."""
+    from edgedigits import __version__
+    from edgedigits.convert import tflite_metadata as TM
+
+    labels = list(ctx.metadata.get("labels") or [str(d) for d in range(10)])
+    name = getattr(ctx.model, "name", "model")
+    data_name = ctx.metadata.get("data_name", "")
+    meta = TM.metadata_buffer(
+        f"edgedigits {name}", labels,
+        f"Classifies a 28x28 grayscale image into {len(labels)} classes ({', '.join(labels[:3])}, ...)."
+        + (f" Trained on {data_name}." if data_name else ""),
+        f"training data: {data_name}, {ctx.metadata['data_licence']}" if ctx.metadata.get("data_licence") else "",
+        __version__)
+    return atomic_write(out, lambda tmp: tmp.write_bytes(TM.add_metadata(data, meta, labels)))
 
 
 def export_tflite_fp32(ctx: ExportContext, out: Path) -> Path:
-    return _write(out, _convert(_tflite_converter(ctx)))
+    return _write(out, _convert(_tflite_converter(ctx)), ctx)
 
 
 def export_tflite_fp16(ctx: ExportContext, out: Path) -> Path:
@@ -99,7 +112,7 @@ def export_tflite_fp16(ctx: ExportContext, out: Path) -> Path:
     conv = _tflite_converter(ctx)
     conv.optimizations = [tf.lite.Optimize.DEFAULT]
     conv.target_spec.supported_types = [tf.float16]
-    return _write(out, _convert(conv))
+    return _write(out, _convert(conv), ctx)
 
 
 def export_tflite_dynamic(ctx: ExportContext, out: Path) -> Path:
@@ -107,7 +120,7 @@ def export_tflite_dynamic(ctx: ExportContext, out: Path) -> Path:
 
     conv = _tflite_converter(ctx)
     conv.optimizations = [tf.lite.Optimize.DEFAULT]  # no representative data: int8 weights only
-    return _write(out, _convert(conv))
+    return _write(out, _convert(conv), ctx)
 
 
 def int8_converter(ctx: ExportContext, batch: int | None = None):
@@ -128,7 +141,7 @@ def int8_converter(ctx: ExportContext, batch: int | None = None):
 
 def export_tflite_int8(ctx: ExportContext, out: Path) -> Path:
     try:
-        return _write(out, _convert(int8_converter(ctx)))
+        return _write(out, _convert(int8_converter(ctx)), ctx)
     except Exception as e:  # the converter raises ConverterError and friends, with a long log
         raise EdgeDigitsError(f"full-integer quantization failed: {first_line(e)}") from None
 
@@ -139,7 +152,7 @@ def export_edgetpu(ctx: ExportContext, out: Path) -> Path:
     from edgedigits.convert import edgetpu
 
     ready = _write(out.with_name(out.name.replace("_edgetpu.tflite", ".edgetpu-ready.tflite")),
-                   _convert(int8_converter(ctx, batch=1)))
+                   _convert(int8_converter(ctx, batch=1)), ctx)
     ctx.reports["edgetpu"] = edgetpu.report(ready, out)
     return out if ctx.reports["edgetpu"].compiled else ready
 
