@@ -60,17 +60,9 @@ def check_digits(cfg: ConvertConfig, model_path: Path | None = None, say=print):
     from edgedigits.train.trainer import TrainConfig
 
     run = training_split(model_path) if model_path else None
-    data = run["data"] if run and cfg.data == "auto" else cfg.data
-    try:
-        ds = D.load(data, say)
-    except EdgeDigitsError:
-        if data == cfg.data:
-            raise
-        data = cfg.data  # the run's path is not here (another machine): the same digits may be, checked below
-        ds = D.load(data, say)
-    if run and ds.train.labels is not None and ds.train.sha256() != run["data_sha256"]:
-        what = (f"the model was trained on {run['data_source']} ({run['config']}), but these digits are "
-                f"{ds.train.source}")
+    ds, data, other = D.load_trained_on(cfg.data, run, say)
+    if other:
+        what = f"the model was trained on {run['data_source']} ({run['config']}), but these digits are {other}"
         if cfg.data == "auto":
             raise EdgeDigitsError(f"{what}: give the training data with --data so that the check uses digits "
                                   f"it held out (or --data X to check on other data on purpose)")

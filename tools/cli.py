@@ -134,12 +134,7 @@ def run_benchmark(args) -> int:
         report = B.benchmark(manifest, cfg, Path(work))
     report["command"] = command
     print(B.table(report))
-    if args.json:
-        _write(args.json, json.dumps(report, indent=1))
-    if args.markdown:
-        _write(args.markdown, B.markdown(report, command))
-    if args.plot:
-        B.plot(report, args.plot)
+    _save(args, report, B.markdown, B.plot)
     old = None
     if args.compare:
         try:
@@ -163,10 +158,15 @@ def _photos(args, command: str) -> int:
                                args.single)
     report.update(command=command, options={"model": str(args.manifest or args.model), "threads": args.threads,
                                             "target": args.target, "single": args.single})
+    _save(args, report, P.markdown, P.plot)
+    return 0
+
+
+def _save(args, report: dict, markdown, plot) -> None:
+    """The report as --json, --markdown (markdown(report, command)) and --plot (plot(report, path))."""
     if args.json:
         _write(args.json, json.dumps(report, indent=1))
     if args.markdown:
-        _write(args.markdown, P.markdown(report, command))
+        _write(args.markdown, markdown(report, report["command"]))
     if args.plot:
-        P.plot(report, args.plot)
-    return 0
+        plot(report, args.plot)

@@ -308,6 +308,27 @@ def load(spec: str | os.PathLike, say=print) -> Dataset:
     raise DataError(f"{path}: unknown data format '{path.suffix}'; expected .csv, .npz or a folder")
 
 
+def load_trained_on(requested: str, trained_on: dict | None, say=print) -> tuple[Dataset, str, str | None]:
+    """The digits to check or benchmark a model on: `requested`, or with 'auto' the data the model was
+    trained on (trained_on: its run's "data" and "data_sha256") when that path is on this machine, else
+    the default. Returns (the data set, the source used, None when it holds the digits the model was
+    trained on or nothing is known of them, else what it holds, for a message)."""
+    from edgedigits.errors import EdgeDigitsError
+
+    data = trained_on["data"] if trained_on and requested == "auto" else requested
+    try:
+        ds = load(data, say)
+    except EdgeDigitsError:
+        if data == requested:
+            raise
+        data = requested  # the training data's path is not on this machine: the same digits may be, checked below
+        ds = load(data, say)
+    other = None
+    if trained_on and ds.train.labels is not None and ds.train.sha256() != trained_on["data_sha256"]:
+        other = ds.train.source
+    return ds, data, other
+
+
 def train_val_split(digits: Digits, val_fraction: float = 0.1, seed: int = 0) -> tuple[Digits, Digits]:
     """Stratified split with a fixed seed: validation data for choosing epochs and models."""
     if digits.labels is None:
