@@ -178,6 +178,7 @@ def train(cfg: TrainConfig, run_dir: Path, resume: bool = False, say=print) -> d
     """Train (or resume) one run in `run_dir`; returns the metrics that metrics.json holds."""
     from edgedigits.train import device as devices
 
+    ds, train_d, val_d = prepare_data(cfg, say)  # bad data fails here, before the heavy imports
     cfg.backend, cfg.device, cfg.mixed_precision = devices.setup(cfg.backend or None)
     import keras
 
@@ -187,7 +188,6 @@ def train(cfg: TrainConfig, run_dir: Path, resume: bool = False, say=print) -> d
     say(f"training '{cfg.model}' on {cfg.device} (Keras {keras.__version__}, {cfg.backend} backend"
         f"{', mixed precision' if cfg.mixed_precision else ''})")
     keras.utils.set_random_seed(cfg.seed)
-    ds, train_d, val_d = prepare_data(cfg, say)
     cfg.data_source, cfg.data_sha256 = ds.train.source, ds.train.sha256()
     apply_recipe(cfg, say)
     say(f"data: {ds.train.source}: {len(train_d)} training and {len(val_d)} validation digits")
@@ -238,6 +238,10 @@ def finish(cfg: TrainConfig, run_dir: Path, state: dict, ds: D.Dataset, val_d: D
     from edgedigits.train import report
     from edgedigits.train.io import load_keras_model
 
+    if not (run_dir / "model.keras").is_file():  # no epoch had a validation loss below infinity
+        last = state["history"][-1]["val_loss"] if state["history"] else None
+        raise EdgeDigitsError(f"{run_dir}: no model saved: the validation loss was never finite (last: {last}); "
+                              f"training diverged: lower --lr")
     best = load_keras_model(run_dir / "model.keras")
     val_pred = predict(best, val_d.images)
     metrics = {
