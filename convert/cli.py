@@ -40,11 +40,19 @@ def register(make, sub) -> None:
 
 
 def run_convert(args) -> int:
-    from edgedigits.convert.convert import ConvertConfig, convert
+    from edgedigits import checks
+    from edgedigits.convert.convert import ConvertConfig, check_out, convert
+    from edgedigits.convert.export import ONNX_OPSETS
     from edgedigits.errors import EdgeDigitsError
 
     if args.calibration_size < 10:
         raise EdgeDigitsError(f"--calibration-size {args.calibration_size}: use at least 10 digits")
+    checks.at_least("--check-limit", args.check_limit, 0)
+    checks.finite("--tolerance", args.tolerance, 0)
+    checks.in_range("--opset", args.opset, ONNX_OPSETS.start, ONNX_OPSETS.stop - 1,
+                    " (tf2onnx writes up to 18; per-channel int8 needs 13)")
+    checks.input_file("model", args.model)
+    check_out(args.out)
     cfg = ConvertConfig(formats=args.formats, data=args.data, calibration_size=args.calibration_size,
                         check_split=args.check_split, check_limit=args.check_limit, tolerance_pp=args.tolerance,
                         opset=args.opset, int8_io=args.int8_io, explain=args.explain)
