@@ -275,9 +275,9 @@ def _whole_numbers(a: np.ndarray, where: str, what: str, high: int) -> np.ndarra
     bad = np.flatnonzero(~np.isfinite(a) | (a != np.round(a)) | (a < 0) | (a > high)) if a.dtype.kind == "f" \
         else np.flatnonzero((a < 0) | (a > high))
     if bad.size:
-        i = np.unravel_index(bad[0], a.shape)
-        raise DataError(f"{where}: item {tuple(int(v) for v in i) if a.ndim > 1 else int(i[0])}: {what} "
-                        f"{a[i]!r}, expected a whole number 0..{high}")
+        i = tuple(int(v) for v in np.unravel_index(bad[0], a.shape))
+        place = f"image {i[0]}, row {i[1]}, column {i[2]}" if a.ndim == 3 else f"item {i[0]}"
+        raise DataError(f"{where}: {place}: {what} {a[i].item()!r}, expected a whole number 0..{high}")
     return a.astype(np.uint8)
 
 
