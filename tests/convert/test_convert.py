@@ -218,31 +218,6 @@ def test_cli_bad_inputs(case, message, small_run, tmp_path):
     assert not (tmp_path / "out" / "manifest.json").exists()
 
 
-def test_interrupted_conversion_leaves_no_artifact_or_manifest(small_run, tmp_path):
-    """SIGINT (Ctrl-C) mid-conversion: whatever exists is whole, and no manifest names a missing file."""
-    import signal
-    import subprocess
-    import sys
-    import time
-
-    out = tmp_path / "c"
-    proc = subprocess.Popen([sys.executable, "-m", "edgedigits", "convert", str(small_run / "model.keras"),
-                             "--out", str(out), "--data", "sample"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
-    deadline = time.time() + 120
-    while time.time() < deadline and not (out / "tiny.fp32.tflite").exists():
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=120)
-    assert proc.returncode != 0
-    assert not (out / "manifest.json").exists()
-    assert not list(out.glob(".tmp-*"))
-    for f in out.glob("*.tflite"):
-        from ai_edge_litert.interpreter import Interpreter
-
-        Interpreter(model_path=str(f)).allocate_tensors()  # every file there is complete
-
-
 def test_uint8_io_option(small_run, tmp_path, test_digits):
     from edgedigits.deploy.runners import load_runner
 
