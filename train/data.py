@@ -89,22 +89,6 @@ def _open_maybe_gzip(path: Path):
     return f
 
 
-def _read_idx(path: Path, expect_magic: int) -> bytes:
-    """The bytes of an IDX file, read as a stream: the header is checked first and then exactly the
-    bytes it announces are read, so a gzip bomb or a lying header costs no more memory than a real
-    file of the stated limit (MAX_IDX_ITEMS)."""
-    ndim = {IMAGE_MAGIC: 3, LABEL_MAGIC: 1}[expect_magic]
-    try:
-        with _open_maybe_gzip(path) as f:
-            head = f.read(4 * (1 + ndim))
-            parse_idx(head, path, expect_magic, header_only=True)
-            dims = [int.from_bytes(head[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
-            body = f.read(int(np.prod(dims)) + 1)  # one byte more: trailing data is an error too
-    except (EOFError, OSError, gzip.BadGzipFile, zlib.error) as e:
-        raise DataError(f"{path}: corrupt or truncated gzip archive ({e})") from None
-    return head + body
-
-
 def parse_idx(data: bytes, path: Path | str, expect_magic: int, header_only: bool = False) -> np.ndarray | None:
     """Parse IDX bytes: a big-endian int32 magic, the dimension sizes, then row-major uint8."""
     ndim = {IMAGE_MAGIC: 3, LABEL_MAGIC: 1}[expect_magic]
@@ -130,8 +114,25 @@ def parse_idx(data: bytes, path: Path | str, expect_magic: int, header_only: boo
 
 
 def load_idx(path: Path | str, expect_magic: int) -> np.ndarray:
+    """An IDX file, raw or gzipped, read as a stream: the header is checked first, then exactly the
+    bytes it announces are read (and one more, to catch trailing data). A gzip bomb or a lying header
+    costs no more memory than a real file of the stated limit (MAX_IDX_ITEMS)."""
     path = Path(path)
-    return parse_idx(_read_idx(path, expect_magic), path, expect_magic)
+    ndim = {IMAGE_MAGIC: 3, LABEL_MAGIC: 1}[expect_magic]
+    try:
+        with _open_maybe_gzip(path) as f:
+            head = f.read(4 * (1 + ndim))
+            parse_idx(head, path, expect_magic, header_only=True)
+            dims = tuple(int.from_bytes(head[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+            size = int(np.prod(dims))
+            body = f.read(size + 1)
+    except (EOFError, OSError, gzip.BadGzipFile, zlib.error) as e:
+        raise DataError(f"{path}: corrupt or truncated gzip archive ({e})") from None
+    if len(body) != size:
+        raise DataError(f"{path}: header says {dims} ({len(head) + size} bytes) but the data is "
+                        + (f"{len(head) + len(body)} bytes (truncated)" if len(body) < size
+                           else "longer (trailing bytes)"))
+    return np.frombuffer(body, dtype=np.uint8).reshape(dims)
 
 
 def _check_labels(labels: np.ndarray, path: Path | str) -> np.ndarray:
