@@ -74,7 +74,7 @@ def _images(files: list[Path]) -> Iterator[Frame]:
             continue
         img = cv2.imread(str(f), cv2.IMREAD_COLOR)
         if img is None:
-            _warn(f"{f}: not a readable image (or more than {MAX_IMAGE_PIXELS // 1_000_000} megapixels); skipped")
+            _warn(f"{f}: not a readable image; skipped")
             continue
         yield Frame(str(f), i, img, time.perf_counter() - t0)
 

@@ -98,12 +98,14 @@ def _check(cfg, name) -> None:
     checks.at_least(name("patience"), cfg.patience, 1)
     checks.at_least(name("limit"), cfg.limit, 0)
     checks.in_range(name("seed"), cfg.seed, 0, 2**32 - 1)
-    checks.finite(name("augment"), cfg.augment, 0)
+    checks.finite(name("augment"), cfg.augment)
+    if cfg.augment is not None and cfg.augment < 0:
+        raise EdgeDigitsError(f"{name('augment')} {cfg.augment}: must be 0 (off) or more")
     checks.finite(name("val_fraction"), cfg.val_fraction)
     if not 0 < cfg.val_fraction < 1:
         raise EdgeDigitsError(f"{name('val_fraction')} {cfg.val_fraction}: must be between 0 and 1")
-    if cfg.init_from:
-        checks.input_file(name("init_from"), Path(cfg.init_from))
+    if cfg.init_from and not Path(cfg.init_from).is_file():
+        raise EdgeDigitsError(f"{name('init_from')} {cfg.init_from}: no such model file")
 
 
 def _saved_config(run_dir: Path):
