@@ -101,9 +101,9 @@ def check_out(out: Path) -> Path:
     from edgedigits import checks
 
     out = Path(out)
-    if out.is_symlink():
-        out = out.resolve()
     checks.output_folder("--out", out)
+    if out.is_symlink():  # the folder it points to is replaced, not the link
+        out = out.resolve()
     if out.is_dir():
         entries = sorted(out.iterdir())
         foreign = [p.name for p in entries if p.is_dir() or p.suffix not in CONVERSION_SUFFIXES]

@@ -150,6 +150,8 @@ def validate(data: dict, where: Path | str) -> None:
             for key in ("inputs", "outputs"):
                 if not isinstance(a[key], list) or not all(isinstance(t, dict) for t in a[key]):
                     fail(f"artifacts[{i}] ({a['format']}): '{key}' should be a list of objects")
+        if not isinstance(a.get("details", {}), (dict, type(None))):
+            fail(f"artifacts[{i}] ({a['format']}): 'details' should be an object")
         elif a.get("file") is not None:
             plain_name(a["file"], f"{where}: artifacts[{i}] ({a['format']})")
 

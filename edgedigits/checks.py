@@ -70,6 +70,7 @@ def output_file(option: str, path: Path | None) -> None:
     """A file to be written: its folder must exist and take files; the path itself must not be a folder."""
     if path is None:
         return
+    _names_fit(option, path)
     if path.is_dir():
         raise EdgeDigitsError(f"{option} {path}: is a folder; give a file name")
     folder = path.absolute().parent
@@ -79,10 +80,17 @@ def output_file(option: str, path: Path | None) -> None:
     _probe(folder, option, path)
 
 
+def _names_fit(option: str, path: Path) -> None:
+    for part in path.parts:
+        if len(os.fsencode(part)) > 255:  # NAME_MAX on every common file system
+            raise EdgeDigitsError(f"{option} {str(path)[:80]}...: a name in it is longer than 255 bytes")
+
+
 def output_folder(option: str, path: Path | None) -> None:
     """A folder to be written (created when missing): no file in the way, and writing there works."""
     if path is None:
         return
+    _names_fit(option, path)
     if path.exists() and not path.is_dir():
         raise EdgeDigitsError(f"{option} {path}: is a file, not a folder; cannot write the output folder")
     _probe(path if path.is_dir() else _existing_ancestor(option, path), option, path)

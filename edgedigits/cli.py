@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
+import threading
 import textwrap
 
 from edgedigits.errors import EdgeDigitsError
@@ -56,6 +58,10 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
+def _terminate(signum, frame):
+    raise KeyboardInterrupt
+
+
 DEBUG_ENV = "EDGEDIGITS_DEBUG"  # set to 1 to see the traceback of an unforeseen error
 INTERNAL_ERROR = 70  # EX_SOFTWARE: a failure no check foresaw, as opposed to 2 (bad input) and 1 (a failed check)
 
@@ -64,6 +70,8 @@ def main(argv: list[str] | None = None) -> int:
     """Run one command. Every failure ends as one line on stderr and an exit status, never a traceback:
     2 for bad input (EdgeDigitsError), 130 for Ctrl-C, 70 for anything unforeseen (the last resort)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter hides our output
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminate)  # `kill` cleans up as Ctrl-C does (temporary files, folders)
     try:
         ap = build_parser()
         args = ap.parse_args(argv)
@@ -79,6 +87,10 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:  # stdout closed early (`edgedigits deploy ... | head`): not an error of ours
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return 1
+    except OSError as e:  # the file system or the network refused, where no check could foresee it (disk full)
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"error: {where}{e.strerror or e}", file=sys.stderr)
         return 1
     except MemoryError:
         print("error: out of memory; try smaller inputs (--limit) or a machine with more memory", file=sys.stderr)

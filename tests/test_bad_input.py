@@ -106,6 +106,19 @@ def run_folder(tmp: Path, config) -> str:
     return str(tmp / "run")
 
 
+def wrong_shape_model(path: Path) -> str:
+    import keras
+
+    inp = keras.Input((32, 32, 3))
+    keras.Model(inp, keras.layers.Dense(5)(keras.layers.Flatten()(inp))).save(path)
+    return str(path)
+
+
+def nothing_runs(d: dict) -> None:
+    """Every artifact failed to export, and the Keras source is not a model: no row can be measured."""
+    d["artifacts"] = [{"format": a["format"], "status": "export_failed", "reason": "test"} for a in d["artifacts"]]
+
+
 def video(tmp: Path, frames=40, keep=0.4) -> str:
     import cv2
 
@@ -222,6 +235,10 @@ CASES = [
          lambda t: {"run": run_folder(t, {"model": "huge"})}),
     Case("train-resume-config-deep", ["train", "--resume", "{run}"], 2, "not a readable run config",
          lambda t: {"run": run_folder(t, "[" * 200_000 + "]" * 200_000)}),
+    Case("train-resume-state-corrupt", ["train", "--resume", "{run}"], 2, "not a readable checkpoint state",
+         lambda t: {"run": run_folder(t, {"model": "tiny"}), "x": (t / "run" / "checkpoint").mkdir()
+                    or (t / "run" / "checkpoint" / "state.json").write_text("{")}),
+    Case("train-out-name-too-long", ["train", "--out", "{tmp}/" + "r" * 300], 2, "longer than 255 bytes"),
     # a refused --from model fails after the run folder was begun: it must leave nothing, so a rerun works
     Case("train-from-os-system-model", ["train", "--data", "{d}", "--from", "{m}", "--out", "{tmp}/run"], 2,
          "names 'os.system', which is not a Keras layer",
@@ -247,6 +264,9 @@ CASES = [
          lambda t: {"m": (t / "m.keras").write_text("hello") and str(t / "m.keras")}),
     Case("convert-model-os-system", ["convert", "{m}", "--out", "o", "--data", "sample"], 2,
          "names 'os.system', which is not a Keras layer", lambda t: {"m": os_system_model(t / "evil.keras")}),
+    Case("convert-model-wrong-shape", ["convert", "{m}", "--out", "o"], 2,
+         "not a digit model: inputs [(None, 32, 32, 3)], outputs [(None, 5)]",
+         lambda t: {"m": wrong_shape_model(t / "rgb.keras")}),
     Case("convert-out-is-file", ["convert", "{tiny}/tiny.keras", "--out", "{f}"], 2, "is a file, not a folder",
          lambda t: {"f": (t / "f").write_text("x") and str(t / "f")}),
     Case("convert-out-below-a-file", ["convert", "{tiny}/tiny.keras", "--out", "{f}/sub"], 2,
@@ -285,6 +305,8 @@ CASES = [
          "is not a built web app", lambda t: {"x": (t / "mine").mkdir() or (t / "mine" / "notes.txt").write_text("x")}),
     Case("deploy-huge-png", ["deploy", "--source", "{d}", "--headless", "--model", "tiny"], 2, "megapixels; skipped",
          lambda t: {"d": str((t / "in").mkdir() or png_header(t / "in" / "big.png", 20000, 20000).parent)}),
+    Case("deploy-empty-image", ["deploy", "--source", "{i}", "--headless", "--model", "tiny"], 2,
+         "no frame could be read", lambda t: {"i": (t / "e.jpg").write_bytes(b"") or str(t / "e.jpg")}),
     # ------------------------------------------------------------------ deploy: hostile manifests
     Case("manifest-missing", ["deploy", "--manifest", "{tmp}", "--headless"], 2, "no manifest here"),
     Case("manifest-not-json", ["deploy", "--manifest", "{m}", "--headless"], 2, "not valid JSON",
@@ -304,6 +326,8 @@ CASES = [
          lambda t: {"m": manifest(t, lambda d: d["artifacts"].__setitem__(0, 7))}),
     Case("manifest-inputs-not-list", ["deploy", "--manifest", "{m}", "--headless"], 2,
          "'inputs' should be a list of objects", lambda t: {"m": manifest(t, set_artifact("inputs", "x"))}),
+    Case("manifest-details-not-object", ["deploy", "--manifest", "{m}", "--target", "edgetpu", "--headless"], 2,
+         "'details' should be an object", lambda t: {"m": manifest(t, set_artifact("details", [1], index=-1))}),
     Case("manifest-link-outside", ["deploy", "--manifest", "{m}", "--target", "web", "--out", "{tmp}/app"], 2,
          "outside the manifest's folder", lambda t: {"m": manifest(t, set_artifact("file", "evil.onnx")),
                                                        "x": (t / "m" / "evil.onnx").symlink_to("/etc/passwd")}),
@@ -336,6 +360,9 @@ CASES = [
     Case("benchmark-compare-bad-row", ["benchmark", "--compare", "{j}"], 2, "'accuracy' is 'high', expected a number",
          lambda t: {"j": (t / "old.json").write_text('{"rows": [{"format": "keras", "accuracy": "high"}]}')
                     and str(t / "old.json")}),
+    Case("benchmark-every-row-fails", ["benchmark", "{m}", "--data", "sample", "--limit", "20", "--runs", "1"], 1,
+         "no row could be measured", lambda t: {"m": manifest(t, nothing_runs),
+                                                 "x": (t / "m" / "tiny.keras").write_text("not a model")}),
     Case("benchmark-manifest-missing", ["benchmark", "{tmp}/none"], 2, "no manifest here"),
     Case("benchmark-manifest-bad", ["benchmark", "{m}"], 2, "expected a plain file name",
          lambda t: {"m": manifest(t, set_artifact("file", "/etc/passwd"))}),

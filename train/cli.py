@@ -73,9 +73,9 @@ def run_train(args) -> int:
     if cfg.init_from:
         cfg.learning_rate = args.lr if args.lr != TrainConfig.learning_rate else args.lr / 10
     out = args.out or Path("runs/train") / f"{args.model}-{time.strftime('%Y%m%d-%H%M%S')}"
+    checks.output_folder("--out", out)
     if (out / "config.json").exists():
         raise EdgeDigitsError(f"{out}: already holds a run; use --resume {out} or another --out")
-    checks.output_folder("--out", out)
     _train_or_clean_up(train, cfg, out)
     return 0
 
@@ -134,7 +134,27 @@ def _saved_config(run_dir: Path):
                                   f"{' or '.join(t.__name__ for t in types)}")
     cfg = TrainConfig(**{f.name: saved[f.name] for f in fields(TrainConfig) if f.name in saved})
     _check(cfg, lambda key: f"{cfg_file}: '{key}' is")
+    _check_state(run_dir / "checkpoint" / "state.json")
     return cfg
+
+
+def _check_state(state_file: Path) -> None:
+    """The checkpoint's bookkeeping, which --resume continues from."""
+    if not state_file.exists():
+        return
+    try:
+        state = json.loads(state_file.read_text())
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as e:
+        raise EdgeDigitsError(f"{state_file}: not a readable checkpoint state ({type(e).__name__}); "
+                              f"start a new run with --out") from None
+    kinds = {"epoch": int, "best_val_loss": (int, float), "best_epoch": int, "wait": int, "history": list}
+    for key, kind in kinds.items():
+        if not isinstance(state, dict) or not isinstance(state.get(key), kind) or isinstance(state.get(key), bool):
+            raise EdgeDigitsError(f"{state_file}: '{key}' is missing or of the wrong type; "
+                                  f"start a new run with --out")
+    if state["epoch"] < 0 or not all(isinstance(h, dict) and isinstance(h.get("seconds"), (int, float))
+                                      for h in state["history"]):
+        raise EdgeDigitsError(f"{state_file}: 'epoch' or 'history' is damaged; start a new run with --out")
 
 
 def _train_or_clean_up(train, cfg, out: Path, resume: bool = False) -> None:

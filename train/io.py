@@ -19,9 +19,15 @@ def load_keras_model(path: str | Path):
     import keras  # after the cheap checks: a wrong file fails in milliseconds, not after TensorFlow loads
 
     try:
-        return keras.saving.load_model(path, safe_mode=True, compile=False)
+        model = keras.saving.load_model(path, safe_mode=True, compile=False)
     except Exception as e:  # Keras raises many types here; all mean the same to the user
         raise EdgeDigitsError(f"{path}: cannot load as a Keras model: {_why(e)}") from None
+    inputs, outputs = getattr(model, "inputs", None) or [], getattr(model, "outputs", None) or []
+    shapes = [tuple(t.shape) for t in inputs], [tuple(t.shape) for t in outputs]
+    if [s[1:] for s in shapes[0]] != [(28, 28, 1)] or [s[1:] for s in shapes[1]] != [(10,)]:  # the contract
+        raise EdgeDigitsError(f"{path}: not a digit model: inputs {shapes[0]}, outputs {shapes[1]}; expected "
+                              f"one (N, 28, 28, 1) input and one (N, 10) output")
+    return model
 
 
 def _why(e: Exception) -> str:

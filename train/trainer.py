@@ -217,7 +217,12 @@ def train(cfg: TrainConfig, run_dir: Path, resume: bool = False, say=print) -> d
     state = RunState(run_dir, cfg.patience)
     if resume and state.state["epoch"]:
         train_model.optimizer.build(train_model.trainable_variables)
-        train_model.load_weights(state.ckpt / "train.weights.h5")
+        try:
+            train_model.load_weights(state.ckpt / "train.weights.h5")
+        except Exception as e:  # a damaged or foreign checkpoint: h5py and Keras raise many types
+            raise EdgeDigitsError(f"{state.ckpt / 'train.weights.h5'}: cannot load the checkpoint "
+                                  f"({type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}); "
+                                  f"start a new run with --out") from None
         say(f"resuming after epoch {state.state['epoch']} of {cfg.epochs}")
     if state.state["wait"] >= cfg.patience or state.state["epoch"] >= cfg.epochs:
         say("this run had already finished training")
