@@ -51,7 +51,9 @@ def run_convert(args) -> int:
     checks.finite("--tolerance", args.tolerance, 0)
     checks.in_range("--opset", args.opset, ONNX_OPSETS.start, ONNX_OPSETS.stop - 1,
                     " (tf2onnx writes up to 18; per-channel int8 needs 13)")
-    checks.input_file("model", args.model)
+    if not args.model.is_file():
+        raise EdgeDigitsError(f"{args.model}: {'not a file' if args.model.exists() else 'no such model file'}; "
+                              f"give a .keras model (e.g. a run folder's model.keras)")
     check_out(args.out)
     cfg = ConvertConfig(formats=args.formats, data=args.data, calibration_size=args.calibration_size,
                         check_split=args.check_split, check_limit=args.check_limit, tolerance_pp=args.tolerance,

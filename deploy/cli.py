@@ -106,6 +106,8 @@ def _check_deploy(args) -> None:
     checks.in_range("--confidence", args.confidence, 0, 1)
     checks.at_least("--max-frames", args.max_frames, 0)
     checks.at_least("--reconnect", args.reconnect, 0)
+    if args.source.isdigit() and (not args.source.isascii() or int(args.source) > 255):
+        raise EdgeDigitsError(f"--source {args.source}: not a camera index (0 to 255), nor a file")
     if args.format and args.format not in FORMATS:
         raise EdgeDigitsError(f"--format {args.format}: no such format; choose one of: {', '.join(FORMATS)}")
     if args.target == "web":

@@ -258,7 +258,7 @@ CASES = [
          "--calibration-size 5: use at least 10 digits"),
     Case("convert-format-unknown", ["convert", "{tiny}/tiny.keras", "--out", "o", "--formats", "tflite_int4"], 2,
          "invalid choice: 'tflite_int4'"),
-    Case("convert-model-missing", ["convert", "nope.keras", "--out", "o"], 2, "model nope.keras: no such file"),
+    Case("convert-model-missing", ["convert", "nope.keras", "--out", "o"], 2, "nope.keras: no such model file"),
     Case("convert-model-is-folder", ["convert", "{tmp}", "--out", "o"], 2, "not a file"),
     Case("convert-model-not-keras", ["convert", "{m}", "--out", "o"], 2, "not a Keras model (.keras zip archive)",
          lambda t: {"m": (t / "m.keras").write_text("hello") and str(t / "m.keras")}),

@@ -243,7 +243,9 @@ def finish(cfg: TrainConfig, run_dir: Path, state: dict, ds: D.Dataset, val_d: D
     from edgedigits.train import report
     from edgedigits.train.io import load_keras_model
 
-    if not (run_dir / "model.keras").is_file():  # no epoch had a validation loss below infinity
+    if not (run_dir / "model.keras").is_file():
+        if np.isfinite(state["best_val_loss"]):
+            raise EdgeDigitsError(f"{run_dir / 'model.keras'}: missing from the run folder (removed?); train again")
         last = state["history"][-1]["val_loss"] if state["history"] else None
         raise EdgeDigitsError(f"{run_dir}: no model saved: the validation loss was never finite (last: {last}); "
                               f"training diverged: lower --lr")
