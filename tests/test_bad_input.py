@@ -289,6 +289,8 @@ CASES = [
     Case("deploy-reconnect-negative", ["deploy", "--reconnect", "-1"], 2, "--reconnect -1: must be at least 0"),
     Case("deploy-format-unknown", ["deploy", "--format", "tflite_int4"], 2,
          "--format tflite_int4: no such format; choose one of: tflite_fp32"),
+    Case("deploy-camera-index-huge", ["deploy", "--source", "99999999999999999999"], 2,
+         "not a camera index (0 to 255)"),
     Case("deploy-source-missing", ["deploy", "--source", "nope.jpg", "--headless"], 2, "nope.jpg: no such file"),
     Case("deploy-save-onto-file", ["deploy", "--source", "{root}/docs/example.jpg", "--save", "{f}"], 2,
          "is a file, not a folder", lambda t: {"f": (t / "f").write_text("x") and str(t / "f")}),
