@@ -160,7 +160,7 @@ def _check_state(state_file: Path) -> None:
 def _train_or_clean_up(train, cfg, out: Path, resume: bool = False) -> None:
     """Train; a run that fails or is interrupted before its first checkpoint leaves nothing behind
     (so the same command can run again), one interrupted later says how to resume it."""
-    created = not out.exists()
+    created = [p for p in [out, *out.parents] if not p.exists()]  # the folders this run makes
     checkpoint = out / "checkpoint" / "state.json"
     try:
         train(cfg, out, resume=resume)
@@ -168,6 +168,9 @@ def _train_or_clean_up(train, cfg, out: Path, resume: bool = False) -> None:
         if not resume and not checkpoint.is_file():
             if created:
                 shutil.rmtree(out, ignore_errors=True)
+                for parent in created[1:]:
+                    if parent.is_dir() and not any(parent.iterdir()):
+                        parent.rmdir()
             else:
                 for name in ("config.json", "history.csv", "model.keras"):
                     (out / name).unlink(missing_ok=True)

@@ -173,12 +173,14 @@ def test_cli_formats_subset_and_explain(small_run, tmp_path):
                                                     "tiny.keras"]
 
 
-def test_cli_fails_an_artifact_beyond_tolerance(small_run, tmp_path):
-    # a tolerance of -5 points cannot be met: every artifact is written, marked failed, and the exit is 1
-    code, stdout, err = run_cli("convert", str(small_run / "model.keras"), "--out", str(tmp_path / "c"),
-                                "--formats", "tflite_fp32", "onnx_fp32", "--data", "sample", "--check-limit", "200",
-                                "--tolerance", "-5")
-    assert code == 1, err
+def test_fails_an_artifact_beyond_tolerance(small_run, tmp_path):
+    # a tolerance of -5 points cannot be met: every artifact is written and marked failed (the CLI, which
+    # refuses a negative --tolerance, exits 1 on such a result)
+    from edgedigits.convert.convert import ConvertConfig, convert
+
+    _, ok = convert(small_run / "model.keras", tmp_path / "c", ConvertConfig(
+        formats=["tflite_fp32", "onnx_fp32"], data="sample", check_limit=200, tolerance_pp=-5), say=lambda *_: None)
+    assert not ok
     m = load_manifest(tmp_path / "c")
     assert [a["status"] for a in m.artifacts] == ["check_failed", "check_failed"]
     assert all((tmp_path / "c" / a["file"]).is_file() for a in m.artifacts)
