@@ -227,10 +227,11 @@ def _raise_csv_error(path: Path, rows: str, ncols: int):
 def load_npz(path: Path | str) -> Dataset:
     """Keras' mnist.npz layout. allow_pickle stays False: an npz from anywhere is data, not code."""
     path = Path(path)
+    if not zipfile.is_zipfile(path):  # numpy would guess "pickled data" for any other bytes
+        raise DataError(f"{path}: not a readable .npz: not a zip archive of .npy arrays (a single .npy array, "
+                        f"or another file renamed?)")
     try:
         with np.load(path, allow_pickle=False) as z:
-            if not hasattr(z, "files"):
-                raise DataError(f"{path}: a single .npy array, not an .npz archive of named arrays")
             for k in z.files:  # sizes from the headers, before anything is decompressed
                 with z.zip.open(f"{k}.npy") as f:
                     version = np.lib.format.read_magic(f)
