@@ -210,6 +210,8 @@ CASES = [
          lambda t: {"d": npz_claiming(t, (2_000_000, 28, 28))}),
     Case("train-not-npz", ["train", "--data", "{d}"], 2, "not a readable .npz",
          lambda t: {"d": (t / "x.npz").write_text("hello") and str(t / "x.npz")}),
+    Case("train-npy-as-npz", ["train", "--data", "{d}"], 2, "not a zip archive of .npy arrays",
+         lambda t: {"d": np.save(t / "a.npy", np.zeros(3)) or (t / "a.npy").rename(t / "a.npz") and str(t / "a.npz")}),
     Case("train-csv-23-digit-integer", ["train", "--data", "{d}"], 2, "line 2, column 3: 12345678901234567890123 "
          "is out of range", lambda t: {"d": (t / "k.csv").write_text(
              "label," + ",".join(f"pixel{i}" for i in range(784)) + "\n1,0,12345678901234567890123"
@@ -238,6 +240,11 @@ CASES = [
     Case("train-resume-state-corrupt", ["train", "--resume", "{run}"], 2, "not a readable checkpoint state",
          lambda t: {"run": run_folder(t, {"model": "tiny"}), "x": (t / "run" / "checkpoint").mkdir()
                     or (t / "run" / "checkpoint" / "state.json").write_text("{")}),
+    Case("train-resume-weights-damaged", ["train", "--resume", "{run}"], 2, "cannot load the checkpoint",
+         lambda t: {"run": run_folder(t, {"model": "tiny", "data": "sample", "epochs": 3}),
+                    "x": (t / "run" / "checkpoint").mkdir() or (t / "run" / "checkpoint" / "train.weights.h5")
+                    .write_text("junk") + (t / "run" / "checkpoint" / "state.json").write_text(json.dumps(
+                        {"epoch": 1, "best_val_loss": 1.0, "best_epoch": 1, "wait": 0, "history": [{"seconds": 1}]}))}),
     Case("train-out-name-too-long", ["train", "--out", "{tmp}/" + "r" * 300], 2, "longer than 255 bytes"),
     # a refused --from model fails after the run folder was begun: it must leave nothing, so a rerun works
     Case("train-from-os-system-model", ["train", "--data", "{d}", "--from", "{m}", "--out", "{tmp}/run"], 2,
