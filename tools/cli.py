@@ -54,7 +54,6 @@ def _write(path: Path, text: str) -> None:
 
 def run_benchmark(args) -> int:
     from edgedigits.deploy import shipped_manifest
-    from edgedigits.errors import EdgeDigitsError
     from edgedigits.tools import benchmark as B
 
     command = "edgedigits " + shlex.join(sys.argv[1:])
