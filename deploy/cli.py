@@ -84,7 +84,7 @@ def run_serve(args) -> int:
     server = make_server(args.folder, args.host, args.port)
     scheme = "http"
     if ctx:
-        server.socket = ctx.wrap_socket(server.socket, server_side=True)
+        server.socket = ctx.wrap_socket(server.socket, server_side=True, do_handshake_on_connect=False)
         scheme = "https"
     print(f"serving {args.folder} on {scheme}://{args.host}:{server.server_address[1]}/ (Ctrl-C to stop)", flush=True)
     try:

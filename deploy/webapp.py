@@ -127,6 +127,12 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
                       ".webmanifest": "application/manifest+json", ".json": "application/json",
                       ".onnx": "application/octet-stream", ".tflite": "application/octet-stream"}
     server_version = "edgedigits"
+    timeout = 30  # seconds a client may stay silent: a stalled phone holds no thread for ever
+
+    def setup(self):
+        super().setup()
+        if isinstance(self.connection, ssl.SSLSocket):  # TLS handshake here, in this client's own thread,
+            self.connection.do_handshake()  # so a client that never finishes it blocks no one else
 
     def version_string(self):
         return self.server_version  # not "SimpleHTTP/0.6 Python/3.x.y"

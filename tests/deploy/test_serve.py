@@ -113,6 +113,7 @@ def test_https_with_a_certificate_and_plain_http_against_it(app, tmp_path):
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost", "-days", "1",
                     "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
     proc, port = serve(app, "--cert", str(cert), "--key", str(key))
+    silent = socket.create_connection(("127.0.0.1", port))  # connects and never starts TLS: blocks no one
     ctx = ssl.create_default_context(cafile=str(cert))
     conn = http.client.HTTPSConnection("localhost", port, context=ctx, timeout=10)
     conn.request("GET", "/")
@@ -127,5 +128,6 @@ def test_https_with_a_certificate_and_plain_http_against_it(app, tmp_path):
         answer = b""
     assert not answer.startswith(b"HTTP")
     s.close()
+    silent.close()
     err = stop(proc)
     assert "Traceback" not in err and "warning" not in err, err
