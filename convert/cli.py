@@ -23,7 +23,9 @@ def register(make, sub) -> None:
 
         Every artifact is loaded in its runtime and run on held-out digits right after it is written;
         one that loses more than --tolerance points against the Keras model fails the command (exit 1)
-        after the others are written. manifest.json beside the files describes each of them.""")
+        after the others are written. manifest.json beside the files describes each of them.
+        Everything is written beside --out and swapped in at the end: an earlier conversion there is
+        replaced whole, and Ctrl-C or a crash leaves it as it was.""")
     p.add_argument("model", type=Path, help="a .keras model (e.g. a run folder's model.keras)")
     p.add_argument("--out", type=Path, required=True, help="output folder")
     p.add_argument("--formats", nargs="+", metavar="FORMAT", choices=list(FORMATS), help="formats to build")
