@@ -118,6 +118,10 @@ def _check_deploy(args) -> None:
             raise EdgeDigitsError(f"--out {args.out}: holds files and is not a built web app; it would be "
                                   f"replaced whole: choose a new or empty folder")
     checks.output_folder("--save", args.save)
+    source = Path(args.source)
+    if args.save and source.is_dir() and args.save.resolve() == source.resolve():
+        raise EdgeDigitsError(f"--save {args.save}: the folder of the source images; annotated images would "
+                              f"replace or join them: choose another folder")
 
 
 def run_deploy(args) -> int:

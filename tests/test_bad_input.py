@@ -307,6 +307,8 @@ CASES = [
          "Read-only file system", needs_ro=True),
     Case("deploy-save-video-read-only", ["deploy", "--source", "{v}", "--headless", "--save", "{ro}/a"], 2,
          "Read-only file system", lambda t: {"v": video(t, keep=1.0)}, needs_ro=True),
+    Case("deploy-save-into-source", ["deploy", "--source", "{d}", "--save", "{d}"], 2, "the folder of the source images",
+         lambda t: {"d": two_images_one_stem(t)}),
     Case("deploy-web-no-out", ["deploy", "--target", "web"], 2, "give the folder with --out DIR"),
     Case("deploy-web-out-read-only", ["deploy", "--target", "web", "--out", "{ro}/app"], 2, "Read-only file system",
          needs_ro=True),
