@@ -9,6 +9,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from edgedigits.errors import EdgeDigitsError
+
 
 # The options that shape each benchmark; one given to a benchmark that does not use it is refused.
 APPLIES = {
@@ -147,7 +149,6 @@ def run_benchmark(args) -> int:
 
 def _photos(args, command: str) -> int:
     from edgedigits.deploy import shipped_manifest
-    from edgedigits.errors import EdgeDigitsError
     from edgedigits.tools import photo_bench as P
 
     if not args.folder:
@@ -174,7 +175,6 @@ def _check_benchmark(args) -> dict | None:
     """Every option, the files to write and the report to compare with, before the long run.
     Returns the earlier report of --compare."""
     from edgedigits import checks
-    from edgedigits.errors import EdgeDigitsError
 
     checks.at_least("--threads", args.threads, 1)
     checks.at_least("--runs", args.runs, 1)
