@@ -17,11 +17,11 @@ import shutil
 import ssl
 import subprocess
 import sys
-import tempfile
 from dataclasses import asdict
 from functools import partial
 from pathlib import Path
 
+from edgedigits.atomic import atomic_folder
 from edgedigits.deploy.preprocess import SegmentConfig
 from edgedigits.errors import EdgeDigitsError
 
@@ -87,9 +87,7 @@ def build(manifest, out: Path, runtime: str = DEFAULT_RUNTIME, fmt: str | None =
     modules = node_modules()
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
-    tmp.chmod(0o755)
-    try:
+    with atomic_folder(out) as tmp:  # the old app stays whole until the new one takes its place
         for name in PAGE_FILES:
             shutil.copy2(WEB / name, tmp / name)
         for src, dst in files.items():
@@ -108,12 +106,6 @@ def build(manifest, out: Path, runtime: str = DEFAULT_RUNTIME, fmt: str | None =
         (tmp / "precache.json").write_text(json.dumps(listed))
         sw = tmp / "sw.js"
         sw.write_text(sw.read_text().replace("__VERSION__", digest.hexdigest()[:16]))
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     sizes = {p.relative_to(out).as_posix(): p.stat().st_size for p in out.rglob("*") if p.is_file()}
     total = sum(sizes.values())
     say(f"web app ({runtime}, {fmt}): {out}, {len(sizes)} files, {total / 1e6:.1f} MB")
