@@ -23,7 +23,9 @@ def register(make, sub) -> None:
 
         Every artifact is loaded in its runtime and run on held-out digits right after it is written;
         one that loses more than --tolerance points against the Keras model fails the command (exit 1)
-        after the others are written. manifest.json beside the files describes each of them.""")
+        after the others are written. manifest.json beside the files describes each of them.
+        Everything is written beside --out and swapped in at the end: an earlier conversion there is
+        replaced whole, and Ctrl-C or a crash leaves it as it was.""")
     p.add_argument("model", type=Path, help="a .keras model (e.g. a run folder's model.keras)")
     p.add_argument("--out", type=Path, required=True, help="output folder")
     p.add_argument("--formats", nargs="+", metavar="FORMAT", choices=list(FORMATS), help="formats to build")
@@ -64,12 +66,22 @@ def require_convert_libraries() -> None:
 
 
 def run_convert(args) -> int:
-    from edgedigits.convert.convert import ConvertConfig, convert
+    from edgedigits import checks
+    from edgedigits.convert.convert import ConvertConfig, check_out, convert
+    from edgedigits.convert.export import ONNX_OPSETS
     from edgedigits.errors import EdgeDigitsError
 
     require_convert_libraries()
     if args.calibration_size < 10:
         raise EdgeDigitsError(f"--calibration-size {args.calibration_size}: use at least 10 digits")
+    checks.at_least("--check-limit", args.check_limit, 0)
+    checks.finite("--tolerance", args.tolerance, 0)
+    checks.in_range("--opset", args.opset, ONNX_OPSETS.start, ONNX_OPSETS.stop - 1,
+                    " (tf2onnx writes up to 18; per-channel int8 needs 13)")
+    if not args.model.is_file():
+        raise EdgeDigitsError(f"{args.model}: {'not a file' if args.model.exists() else 'no such model file'}; "
+                              f"give a .keras model (e.g. a run folder's model.keras)")
+    check_out(args.out)
     cfg = ConvertConfig(formats=args.formats, data=args.data, calibration_size=args.calibration_size,
                         check_split=args.check_split, check_limit=args.check_limit, tolerance_pp=args.tolerance,
                         opset=args.opset, int8_io=args.int8_io, explain=args.explain, quiet=args.quiet)

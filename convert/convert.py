@@ -18,9 +18,9 @@ import numpy as np
 from edgedigits import __version__
 from edgedigits.convert import export as X
 from edgedigits.convert.formats import resolve
-from edgedigits.convert.manifest import LABELS, PREPROCESSING, load_manifest, sha256_file, write_manifest
+from edgedigits.convert.manifest import LABELS, NAME, PREPROCESSING, load_manifest, sha256_file, write_manifest
 from edgedigits.deploy.runners import load_runner, to_float  # the input contract and the runners, in one place
-from edgedigits.atomic import atomic_write
+from edgedigits.atomic import atomic_folder, atomic_write
 from edgedigits.errors import EdgeDigitsError
 
 
@@ -75,17 +75,9 @@ def check_digits(cfg: ConvertConfig, model_path: Path | None = None, say=print):
     from edgedigits.train.trainer import TrainConfig
 
     run = training_split(model_path) if model_path else None
-    data = run["data"] if run and cfg.data == "auto" else cfg.data
-    try:
-        ds = D.load(data, say)
-    except EdgeDigitsError:
-        if data == cfg.data:
-            raise
-        data = cfg.data  # the run's path is not here (another machine): the same digits may be, checked below
-        ds = D.load(data, say)
-    if run and ds.train.labels is not None and ds.train.sha256() != run["data_sha256"]:
-        what = (f"the model was trained on {run['data_source']} ({run['config']}), but these digits are "
-                f"{ds.train.source}")
+    ds, data, other = D.load_trained_on(cfg.data, run, say)
+    if other:
+        what = f"the model was trained on {run['data_source']} ({run['config']}), but these digits are {other}"
         if cfg.data == "auto":
             raise EdgeDigitsError(f"{what}: give the training data with --data so that the check uses digits "
                                   f"it held out (or --data X to check on other data on purpose)")
@@ -145,23 +137,50 @@ def check_artifact(path: Path, check, keras_pred: np.ndarray, tolerance_pp: floa
     return entry
 
 
-def _writable(out: Path) -> None:
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".edgedigits-write-test"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as e:
-        raise EdgeDigitsError(f"{out}: cannot write the output folder: {e.strerror or e}") from None
+CONVERSION_SUFFIXES = {".tflite", ".onnx", ".keras", ".json", ".csv", ".log"}  # what a conversion folder holds
+
+
+def check_out(out: Path) -> Path:
+    """The output folder, checked before any work: a new folder, an empty one, or an earlier conversion
+    (which is replaced whole at the end). A folder holding anything else is refused, since replacing
+    it would lose those files."""
+    from edgedigits import checks
+
+    out = Path(out)
+    checks.output_folder("--out", out)
+    if out.is_symlink():  # the folder it points to is replaced, not the link
+        out = out.resolve()
+    if out.is_dir():
+        entries = sorted(out.iterdir())
+        foreign = [p.name for p in entries if p.is_dir() or p.suffix not in CONVERSION_SUFFIXES]
+        if entries and not (out / "manifest.json").is_file():
+            foreign = foreign or [entries[0].name]
+        if foreign:
+            raise EdgeDigitsError(f"--out {out}: holds {foreign[0]}, which is not part of a conversion; convert "
+                                  f"into a new or empty folder, or an earlier conversion's (it is replaced whole)")
+        checks.output_folder("--out", out.parent)  # the new folder is written beside the old one
+    return out
 
 
 def convert(model_path: Path, out: Path, cfg: ConvertConfig, say=print) -> tuple[Path, bool]:
-    """Convert, check and write the manifest. Returns (manifest path, every artifact passed)."""
+    """Convert, check and write the manifest. Returns (manifest path, every artifact passed).
+
+    Everything is written into a new folder beside `out`, which takes the place of `out` in one step
+    once the manifest is written and read back: Ctrl-C or a kill at any moment leaves the earlier
+    conversion whole (or no folder), never some of its files replaced."""
     from edgedigits.train.io import load_keras_model
 
-    model = load_keras_model(model_path)
-    _writable(out)
+    out = check_out(out)
     formats = resolve(cfg.formats)
+    model = load_keras_model(model_path)
+    with atomic_folder(out) as stage:
+        ok = _convert_into(stage, model, Path(model_path), formats, cfg, say)
+    manifest = out / NAME
+    say(f"manifest: {manifest}")
+    return manifest, ok
+
+
+def _convert_into(out: Path, model, model_path: Path, formats, cfg: ConvertConfig, say) -> bool:
     name = model.name
     calib, check, split = check_digits(cfg, model_path, say)
     say(f"converting {model_path} ({name}, {model.count_params():,} parameters) to "
@@ -173,15 +192,14 @@ def convert(model_path: Path, out: Path, cfg: ConvertConfig, say=print) -> tuple
     keras_acc = float(np.mean(keras_pred == check.labels))
 
     source = out / f"{name}.keras"
-    if source.resolve() != Path(model_path).resolve():
-        atomic_write(source, lambda tmp: shutil.copyfile(model_path, tmp))
-    card = Path(model_path).with_name("model_card.md")
+    atomic_write(source, lambda tmp: shutil.copyfile(model_path, tmp))
+    card = model_path.with_name("model_card.md")
     labels, data_id = run_classes(model_path)
     metadata = {"labels": labels, "preprocessing": PREPROCESSING, "source_sha256": sha256_file(source), **data_id}
     entries = []
     from edgedigits.progress import progress, say_above
 
-    with X.new_workdir() as work:
+    with X.new_workdir(out) as work:
         ctx = X.ExportContext(model, calib, Path(work), cfg.opset, cfg.int8_io, metadata)
         bar = progress(formats, desc="convert", unit="format", quiet=cfg.quiet)
         row_say = say_above(bar, say)
@@ -229,8 +247,7 @@ def convert(model_path: Path, out: Path, cfg: ConvertConfig, say=print) -> tuple
     failed = [e for e in entries if e["status"] != "passed"]
     if any(e["format"] == "tflite_int8" and e["status"] == "check_failed" for e in entries) and not cfg.explain:
         say("int8 lost accuracy: run again with --explain to see the per-layer quantization error")
-    say(f"manifest: {manifest}")
-    return manifest, not failed
+    return not failed
 
 
 def _row(e: dict) -> str:

@@ -18,6 +18,8 @@ from edgedigits.errors import EdgeDigitsError
 from edgedigits.quiet import filtered_stderr
 
 ONNX_OPSET = 17
+# tf2onnx writes opsets up to 18; per-channel int8 (QuantizeLinear's axis) needs 13
+ONNX_OPSETS = range(13, 19)
 
 
 @dataclass
@@ -232,5 +234,7 @@ def first_line(e: Exception) -> str:
     return (errors or lines or [type(e).__name__])[0].strip()[:400]
 
 
-def new_workdir() -> tempfile.TemporaryDirectory:
-    return tempfile.TemporaryDirectory(prefix="edgedigits-convert-")
+def new_workdir(folder: Path | None = None) -> tempfile.TemporaryDirectory:
+    """Scratch space, inside `folder` when given (the conversion's own new folder: a killed run leaves
+    nothing in /tmp, and what it leaves beside the output goes on the next run)."""
+    return tempfile.TemporaryDirectory(prefix=".work-" if folder else "edgedigits-convert-", dir=folder)

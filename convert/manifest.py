@@ -42,6 +42,7 @@ LABELS = [str(d) for d in range(10)]
 REQUIRED = {"schema": str, "schema_version": int, "labels": list, "preprocessing": dict,
             "source": dict, "artifacts": list}
 ARTIFACT_REQUIRED = {"format": str, "status": str}
+MAX_BYTES = 10 << 20  # a manifest is a few KiB (the Edge TPU report included)
 
 
 class ManifestError(EdgeDigitsError):
@@ -81,7 +82,23 @@ class Manifest:
         if not entry.get("file"):
             raise ManifestError(f"{self.path}: the '{entry['format']}' artifact has no file "
                                 f"({entry['status']}: {entry.get('reason', '')})")
-        return self.folder / entry["file"]
+        return inside(self.folder, entry["file"], self.path)
+
+
+def plain_name(name, where: str) -> str:
+    """A file name with no folder part: what every `file` of a manifest must be."""
+    if not isinstance(name, str) or not name or name in (".", "..") or "/" in name or "\\" in name \
+            or "\0" in name or Path(name).is_absolute() or Path(name).drive:
+        raise ManifestError(f"{where}: 'file' is {name!r}; expected a plain file name in the manifest's folder")
+    return name
+
+
+def inside(folder: Path, name: str, where) -> Path:
+    """folder/name, refused when a symbolic link takes it out of the folder."""
+    path = folder / plain_name(name, str(where))
+    if path.is_symlink() and path.resolve().parent != folder.resolve():
+        raise ManifestError(f"{path}: a link to {path.resolve()}, outside the manifest's folder; refused")
+    return path
 
 
 def write_manifest(folder: Path, data: dict) -> Path:
@@ -112,7 +129,12 @@ def validate(data: dict, where: Path | str) -> None:
              f"({SCHEMA_VERSION}); upgrade edgedigits")
     if len(data["labels"]) != 10:
         fail(f"'labels' has {len(data['labels'])} entries, expected 10")
+    plain_name(data["source"].get("file"), f"{where}: source")
+    if not isinstance(data["source"].get("model"), str):
+        fail(f"source: 'model' is {data['source'].get('model')!r}, expected the model's name")
     for i, a in enumerate(data["artifacts"]):
+        if not isinstance(a, dict):
+            fail(f"artifacts[{i}] is a {type(a).__name__}, expected an object")
         for key, typ in ARTIFACT_REQUIRED.items():
             if not isinstance(a.get(key), typ):
                 fail(f"artifacts[{i}]: missing or invalid '{key}'")
@@ -122,6 +144,16 @@ def validate(data: dict, where: Path | str) -> None:
             for key in ("file", "sha256", "inputs", "outputs"):
                 if not a.get(key):
                     fail(f"artifacts[{i}] ({a['format']}): missing '{key}'")
+            plain_name(a["file"], f"{where}: artifacts[{i}] ({a['format']})")
+            if not isinstance(a["sha256"], str):
+                fail(f"artifacts[{i}] ({a['format']}): 'sha256' should be a str, got {type(a['sha256']).__name__}")
+            for key in ("inputs", "outputs"):
+                if not isinstance(a[key], list) or not all(isinstance(t, dict) for t in a[key]):
+                    fail(f"artifacts[{i}] ({a['format']}): '{key}' should be a list of objects")
+        if not isinstance(a.get("details", {}), (dict, type(None))):
+            fail(f"artifacts[{i}] ({a['format']}): 'details' should be an object")
+        elif a.get("file") is not None:
+            plain_name(a["file"], f"{where}: artifacts[{i}] ({a['format']})")
 
 
 def load_manifest(path: str | os.PathLike, verify_files: bool = True) -> Manifest:
@@ -131,17 +163,23 @@ def load_manifest(path: str | os.PathLike, verify_files: bool = True) -> Manifes
         path = path / NAME
     if not path.is_file():
         raise ManifestError(f"{path}: no manifest here; create one with `edgedigits convert MODEL --out DIR`")
+    if path.stat().st_size > MAX_BYTES:
+        raise ManifestError(f"{path}: {path.stat().st_size:,} bytes, larger than a manifest can be ({MAX_BYTES:,})")
     try:
         data = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ManifestError(f"{path}: not valid JSON ({e})") from None
+    except RecursionError:
+        raise ManifestError(f"{path}: JSON nested too deeply to be a manifest") from None
+    except OSError as e:
+        raise ManifestError(f"{path}: cannot read: {e.strerror or e}") from None
     validate(data, path)
     m = Manifest(path, data)
     if verify_files:
         for a in m.artifacts:
             if not a.get("file"):
                 continue
-            f = m.folder / a["file"]
+            f = m.file(a)
             if not f.is_file():
                 raise ManifestError(f"{path}: artifact '{a['format']}' names {a['file']}, which does not exist")
             if sha256_file(f) != a["sha256"]:

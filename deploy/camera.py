@@ -21,6 +21,7 @@ import numpy as np
 from edgedigits.atomic import atomic_write
 from edgedigits.deploy.preprocess import Digit, SegmentConfig, segment
 from edgedigits.deploy.sources import Frame
+from edgedigits.errors import EdgeDigitsError
 
 STAGES = ("capture", "preprocess", "inference", "total")
 
@@ -131,17 +132,31 @@ class Saver:
         folder.mkdir(parents=True, exist_ok=True)
         self.video = None
         self.video_tmp = None
+        self.written = set()  # names written in this run: a.jpg and a.png must not both become a.annotated.jpg
 
     def add(self, frame: Frame, image: np.ndarray, is_video: bool) -> None:
         if not is_video:
-            name = Path(frame.source).stem if Path(frame.source).is_file() else f"frame{frame.index:06d}"
-            atomic_write(self.folder / f"{name}.annotated.jpg", lambda tmp: cv2.imwrite(str(tmp), image))
+            src = Path(frame.source)
+            stem = src.stem if src.is_file() else f"frame{frame.index:06d}"
+            name, n = f"{stem}.annotated.jpg", 1
+            if name in self.written:  # the same stem with another suffix: keep the suffix in the name
+                name = f"{stem}{src.suffix.replace('.', '-')}.annotated.jpg"
+            while name in self.written:
+                n += 1
+                name = f"{stem}-{n}.annotated.jpg"
+            self.written.add(name)
+            atomic_write(self.folder / name, lambda tmp: self._imwrite(tmp, image))
             return
         if self.video is None:
             h, w = image.shape[:2]
             self.video_tmp = self.folder / ".tmp-annotated.avi"
             self.video = cv2.VideoWriter(str(self.video_tmp), cv2.VideoWriter_fourcc(*"MJPG"), 15, (w, h))
         self.video.write(image)
+
+    @staticmethod
+    def _imwrite(path: Path, image: np.ndarray) -> None:
+        if not cv2.imwrite(str(path), image):  # OpenCV says False, not why
+            raise EdgeDigitsError(f"{path}: OpenCV could not write the annotated image (disk full?)")
 
     def close(self) -> None:
         if self.video is not None:
@@ -194,7 +209,7 @@ def run(frames, runner, *, confidence: float = 0.6, smooth: float = 0.0, headles
             if max_frames and n >= max_frames:
                 break
     except KeyboardInterrupt:
-        pass  # Ctrl-C ends a live run: the summary still comes
+        timings["interrupted"] = True  # Ctrl-C ends a live run: the summary still comes, then exit 130
     finally:
         if saver:
             saver.close()

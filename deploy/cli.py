@@ -65,14 +65,31 @@ def register(make, sub) -> None:
 def run_serve(args) -> int:
     import ssl
 
+    from edgedigits import checks
     from edgedigits.deploy.webapp import make_server
+    from edgedigits.errors import EdgeDigitsError
 
+    checks.in_range("--port", args.port, 0, 65535, " (0: any free port)")
+    if args.key and not args.cert:
+        raise EdgeDigitsError(f"--key {args.key}: give the certificate too, with --cert")
+    ctx = None
+    if args.cert:
+        checks.input_file("--cert", args.cert)
+        checks.input_file("--key", args.key)
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        try:
+            ctx.load_cert_chain(args.cert, args.key)
+        except (ssl.SSLError, OSError, ValueError) as e:
+            why = getattr(e, "reason", None) or getattr(e, "strerror", None) or str(e)
+            raise EdgeDigitsError(f"--cert {args.cert}{' --key ' + str(args.key) if args.key else ''}: not a "
+                                  f"usable PEM certificate and private key ({why})") from None
+    elif args.host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"warning: serving on {args.host} without TLS: anyone on the network can read the traffic, and "
+              f"a phone's browser opens the camera only over HTTPS; give --cert and --key", file=sys.stderr)
     server = make_server(args.folder, args.host, args.port)
     scheme = "http"
-    if args.cert:
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        ctx.load_cert_chain(args.cert, args.key)
-        server.socket = ctx.wrap_socket(server.socket, server_side=True)
+    if ctx:
+        server.socket = ctx.wrap_socket(server.socket, server_side=True, do_handshake_on_connect=False)
         scheme = "https"
     print(f"serving {args.folder} on {scheme}://{args.host}:{server.server_address[1]}/ (Ctrl-C to stop)", flush=True)
     try:
@@ -84,19 +101,46 @@ def run_serve(args) -> int:
     return 0
 
 
+def _check_deploy(args) -> None:
+    """Every option, and the folders to write, before a model is loaded or a frame is read."""
+    from edgedigits import checks
+    from edgedigits.convert.formats import FORMATS
+    from edgedigits.errors import EdgeDigitsError
+
+    checks.at_least("--threads", args.threads, 1)
+    checks.in_range("--confidence", args.confidence, 0, 1)
+    checks.at_least("--max-frames", args.max_frames, 0)
+    checks.at_least("--reconnect", args.reconnect, 0)
+    if args.source.isdigit() and (not args.source.isascii() or int(args.source) > 255):
+        raise EdgeDigitsError(f"--source {args.source}: not a camera index (0 to 255), nor a file")
+    if args.format and args.format not in FORMATS:
+        raise EdgeDigitsError(f"--format {args.format}: no such format; choose one of: {', '.join(FORMATS)}")
+    if args.target == "web":
+        if not args.out:
+            raise EdgeDigitsError("--target web writes an app: give the folder with --out DIR")
+        checks.output_folder("--out", args.out)
+        if args.out.is_dir() and any(args.out.iterdir()) and not (args.out / "model.json").is_file():
+            raise EdgeDigitsError(f"--out {args.out}: holds files and is not a built web app; it would be "
+                                  f"replaced whole: choose a new or empty folder")
+    checks.output_folder("--save", args.save)
+    source = Path(args.source)
+    if args.save and source.is_dir() and args.save.resolve() == source.resolve():
+        raise EdgeDigitsError(f"--save {args.save}: the folder of the source images; annotated images would "
+                              f"replace or join them: choose another folder")
+
+
 def run_deploy(args) -> int:
+    _check_deploy(args)
     import cv2
 
     from edgedigits.deploy import camera, shipped_manifest
     from edgedigits.deploy.runners import from_manifest
     from edgedigits.deploy.sources import IMAGE_SUFFIXES, open_source
-    from edgedigits.errors import EdgeDigitsError
+    from edgedigits.errors import EdgeDigitsError, Interrupted
 
     if args.target == "web":
         from edgedigits.deploy.webapp import build
 
-        if not args.out:
-            raise EdgeDigitsError("--target web writes an app: give the folder with --out DIR")
         build(args.manifest or shipped_manifest(args.model), args.out, args.web_runtime, args.format)
         print(f"serve it with: edgedigits serve {args.out}")
         return 0
@@ -113,4 +157,9 @@ def run_deploy(args) -> int:
                    save_dir=args.save, max_frames=args.max_frames, is_video=is_video,
                    single=args.single)
     say(camera.summarize(t, t["frames"], t["wall"]))
+    if t.get("interrupted"):
+        raise Interrupted(f"interrupted after {t['frames']} frames" + (f"; what was annotated is in {args.save}"
+                                                                       if args.save and t["frames"] else ""))
+    if not t["frames"]:
+        raise EdgeDigitsError(f"{args.source}: no frame could be read (see the warnings above)")
     return 0

@@ -131,6 +131,7 @@ class TFLiteRunner:
             raise EdgeDigitsError(f"{self.path}: LiteRT cannot load it: {str(e).splitlines()[0]}") from None
         self._inp = self.interpreter.get_input_details()[0]
         self._out = self.interpreter.get_output_details()[0]
+        _check_contract(self.path, list(self._inp["shape_signature"]), list(self._out["shape_signature"]))
         self.dynamic_batch = int(self._inp["shape_signature"][0]) == -1
         self.input_dtype = np.dtype(self._inp["dtype"])
         self._batch = int(self._inp["shape"][0])
@@ -191,11 +192,20 @@ class OnnxRunner:
             self.session = ort.InferenceSession(str(self.path), opts, providers=providers)
         except Exception as e:  # ONNX Runtime raises its own exception types
             raise EdgeDigitsError(f"{self.path}: ONNX Runtime cannot load it: {str(e).splitlines()[0]}") from None
+        _check_contract(self.path, self.session.get_inputs()[0].shape, self.session.get_outputs()[0].shape)
         self._inp = self.session.get_inputs()[0].name
         self._out = self.session.get_outputs()[0].name
 
     def __call__(self, digits: np.ndarray) -> np.ndarray:
         return self.session.run([self._out], {self._inp: to_float(digits)})[0]
+
+
+def _check_contract(path: Path, inp: list, out: list) -> None:
+    """A digit model takes (N, 28, 28, 1) and gives (N, 10); anything else would fail on the first frame."""
+    if [int(v) if isinstance(v, (int, np.integer)) else -1 for v in inp[1:]] != [28, 28, 1] or not len(out) \
+            or out[-1] != 10:
+        raise EdgeDigitsError(f"{path}: not a digit model: input {list(inp)}, output {list(out)}; expected "
+                              f"(N, 28, 28, 1) in and (N, 10) out")
 
 
 def load_edgetpu_delegate(device: str | None = None):

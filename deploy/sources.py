@@ -3,14 +3,19 @@ or a stream URL (RTSP/HTTP). Each yields `Frame`s; faults are reported and skipp
 
 from __future__ import annotations
 
+import os
+import struct
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-import cv2
-import numpy as np
+MAX_IMAGE_PIXELS = 50_000_000  # larger images are refused from their header, before decoding
+os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(MAX_IMAGE_PIXELS))  # read by OpenCV at its first imread
+
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
 
 from edgedigits.errors import EdgeDigitsError
 
@@ -63,11 +68,27 @@ def open_source(spec: str, retries: int = 3, retry_delay_s: float = 0.5) -> Iter
 def _images(files: list[Path]) -> Iterator[Frame]:
     for i, f in enumerate(files):
         t0 = time.perf_counter()
+        size = _png_size(f)
+        if size and size[0] * size[1] > MAX_IMAGE_PIXELS:
+            _warn(f"{f}: {size[0]}x{size[1]} pixels, more than {MAX_IMAGE_PIXELS // 1_000_000} megapixels; skipped")
+            continue
         img = cv2.imread(str(f), cv2.IMREAD_COLOR)
         if img is None:
             _warn(f"{f}: not a readable image; skipped")
             continue
         yield Frame(str(f), i, img, time.perf_counter() - t0)
+
+
+def _png_size(path: Path) -> tuple[int, int] | None:
+    """(width, height) from a PNG's header, which a decompression bomb cannot hide; None for other files."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(24)
+    except OSError:
+        return None
+    if head[:8] != b"\x89PNG\r\n\x1a\n" or head[12:16] != b"IHDR":
+        return None
+    return struct.unpack(">II", head[16:24])
 
 
 def _open(target, name: str):
@@ -98,6 +119,9 @@ def _capture(target, name: str, live: bool, retries: int, delay: float) -> Itera
                     yield Frame(name, index, img, time.perf_counter() - t0)
                     index += 1
                     continue
+                if not live and 0 < index < length:
+                    _warn(f"{name}: read {index} of the {length} frames its header announces; "
+                          f"the file may be truncated or damaged")
                 if not live or (length > 0 and index % length == 0 and index):
                     return  # the end of a video file, or of a stream of known length
                 if reconnections >= retries:

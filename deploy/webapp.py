@@ -14,12 +14,14 @@ import http.server
 import json
 import os
 import shutil
+import ssl
 import subprocess
-import tempfile
+import sys
 from dataclasses import asdict
 from functools import partial
 from pathlib import Path
 
+from edgedigits.atomic import atomic_folder
 from edgedigits.deploy.preprocess import SegmentConfig
 from edgedigits.errors import EdgeDigitsError
 
@@ -85,9 +87,7 @@ def build(manifest, out: Path, runtime: str = DEFAULT_RUNTIME, fmt: str | None =
     modules = node_modules()
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
-    tmp.chmod(0o755)
-    try:
+    with atomic_folder(out) as tmp:  # the old app stays whole until the new one takes its place
         for name in PAGE_FILES:
             shutil.copy2(WEB / name, tmp / name)
         for src, dst in files.items():
@@ -106,28 +106,55 @@ def build(manifest, out: Path, runtime: str = DEFAULT_RUNTIME, fmt: str | None =
         (tmp / "precache.json").write_text(json.dumps(listed))
         sw = tmp / "sw.js"
         sw.write_text(sw.read_text().replace("__VERSION__", digest.hexdigest()[:16]))
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     sizes = {p.relative_to(out).as_posix(): p.stat().st_size for p in out.rglob("*") if p.is_file()}
     total = sum(sizes.values())
     say(f"web app ({runtime}, {fmt}): {out}, {len(sizes)} files, {total / 1e6:.1f} MB")
     return {"runtime": runtime, "format": fmt, "bytes": total, "files": sizes}
 
 
+# The page's own policy (index.html), sent as a header too, where it also covers the other files and
+# forbids framing (a <meta> policy cannot say frame-ancestors).
+CSP = ("default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; connect-src 'self'; img-src 'self' blob: data:; "
+       "media-src 'self' blob: mediastream:; style-src 'self'; worker-src 'self'; object-src 'none'; "
+       "base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+
+
 class _Handler(http.server.SimpleHTTPRequestHandler):
+    """The app's files only: no folder listings, nothing outside the folder (not even through a link),
+    no software versions in the Server header."""
     extensions_map = {**http.server.SimpleHTTPRequestHandler.extensions_map, ".mjs": "text/javascript",
                       ".js": "text/javascript", ".wasm": "application/wasm",
                       ".webmanifest": "application/manifest+json", ".json": "application/json",
                       ".onnx": "application/octet-stream", ".tflite": "application/octet-stream"}
+    server_version = "edgedigits"
+    timeout = 30  # seconds a client may stay silent: a stalled phone holds no thread for ever
+
+    def setup(self):
+        super().setup()
+        if isinstance(self.connection, ssl.SSLSocket):  # TLS handshake here, in this client's own thread,
+            self.connection.do_handshake()  # so a client that never finishes it blocks no one else
+
+    def version_string(self):
+        return self.server_version  # not "SimpleHTTP/0.6 Python/3.x.y"
 
     def end_headers(self):
         self.send_header("Cache-Control", "no-cache")  # the service worker does the caching
         self.send_header("X-Content-Type-Options", "nosniff")
+        self.send_header("Content-Security-Policy", CSP)
+        self.send_header("Referrer-Policy", "no-referrer")
         super().end_headers()
+
+    def send_head(self):
+        path = os.path.realpath(self.translate_path(self.path))  # links resolved
+        root = os.path.realpath(self.directory)
+        if path != root and not path.startswith(root + os.sep):
+            self.send_error(404, "File not found")
+            return None
+        return super().send_head()
+
+    def list_directory(self, path):
+        self.send_error(404, "File not found")
+        return None
 
     def log_message(self, fmt, *args):
         if os.environ.get("EDGEDIGITS_SERVE_LOG"):
@@ -139,6 +166,18 @@ def make_server(folder: Path, host: str = "127.0.0.1", port: int = 8000) -> http
     if not (folder / "index.html").is_file():
         raise EdgeDigitsError(f"{folder}: no index.html; build the app with `edgedigits deploy --target web --out {folder}`")
     try:
-        return http.server.ThreadingHTTPServer((host, port), partial(_Handler, directory=str(folder)))
+        return _Server((host, port), partial(_Handler, directory=str(folder)))
     except OSError as e:
-        raise EdgeDigitsError(f"cannot serve on {host}:{port}: {e.strerror}") from None
+        raise EdgeDigitsError(f"cannot serve on {host}:{port}: {e.strerror or e}") from None
+
+
+class _Server(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address):
+        """One line, never a traceback: a client that goes away early (a phone locking its screen, a
+        closed tab, a failed TLS handshake) is normal on a network."""
+        error = sys.exc_info()[1]
+        if isinstance(error, (ConnectionError, TimeoutError, ssl.SSLError)):
+            return
+        print(f"warning: {client_address[0]}: {type(error).__name__}: {error}", file=sys.stderr)

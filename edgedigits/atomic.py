@@ -1,10 +1,14 @@
-"""Files appear whole or not at all: write to a temporary name in the same folder, then rename."""
+"""Files and folders appear whole or not at all: write to a temporary name beside them, then rename."""
 
 from __future__ import annotations
 
 import os
+import shutil
+import sys
+import tempfile
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[Path], object]) -> Path:
@@ -19,3 +23,57 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], object]) -> Pa
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths in one step (Linux renameat2 RENAME_EXCHANGE); False where it is not available."""
+    if sys.platform != "linux":
+        return False
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    renameat2 = getattr(libc, "renameat2", None)
+    if renameat2 is None:  # glibc before 2.28, or musl
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    return renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0
+
+
+def _recover(path: Path) -> None:
+    """Undo what a killed swap left: put back an old folder moved aside, remove unfinished new ones."""
+    for old in sorted(path.parent.glob(f".{path.name}.old-*")):
+        if not path.exists() and old.is_dir():
+            os.rename(old, path)
+        else:
+            shutil.rmtree(old, ignore_errors=True)
+    for new in path.parent.glob(f".{path.name}.new-*"):
+        shutil.rmtree(new, ignore_errors=True)
+
+
+@contextmanager
+def atomic_folder(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield an empty folder beside `path` to fill; when the block ends without error, it takes the
+    place of `path` in one step, and the old folder, if any, is removed. An exception, Ctrl-C or a
+    SIGKILL at any moment leaves `path` as it was (the old complete folder, or none) or the new
+    complete one, never a mix. What a kill leaves beside it (`.NAME.new-*`) goes on the next run."""
+    path = Path(path)
+    _recover(path)
+    new = Path(tempfile.mkdtemp(prefix=f".{path.name}.new-", dir=path.parent))
+    try:
+        new.chmod(0o777 & ~_umask())  # mkdtemp makes it private; the result should look like mkdir's
+        yield new
+        if not path.exists():
+            os.rename(new, path)
+        elif not _exchange(new, path):  # elsewhere: two renames; _recover repairs a kill between them
+            old = new.with_name(new.name.replace(".new-", ".old-"))
+            os.rename(path, old)
+            os.rename(new, path)
+            new = old
+    finally:
+        shutil.rmtree(new, ignore_errors=True)  # the unfinished new folder, or the old one after the swap
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

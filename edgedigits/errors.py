@@ -1,4 +1,4 @@
-"""The one exception type the CLI turns into a clear message and a non-zero exit."""
+"""The exception types the CLI turns into a clear message and a non-zero exit."""
 
 
 class EdgeDigitsError(Exception):
@@ -9,3 +9,9 @@ class EdgeDigitsError(Exception):
 
 class DataError(EdgeDigitsError):
     """Input data that cannot be read: the message says which file, where, and why."""
+
+
+class Interrupted(EdgeDigitsError):
+    """Ctrl-C (SIGINT) or SIGTERM: the message says what was kept and how to go on."""
+
+    exit_code = 130

@@ -162,16 +162,9 @@ def test_digits(cfg: BenchConfig, say=print, trained_on: dict | None = None):
     says which (a model trained on other digits than MNIST is not benchmarked on MNIST by default)."""
     from edgedigits.train import data as D
 
-    data = trained_on["data"] if trained_on and cfg.data == "auto" else cfg.data
-    try:
-        ds = D.load(data, say)
-    except EdgeDigitsError:
-        if data == cfg.data:
-            raise
-        data = cfg.data  # the training data's path is not here: the same digits may be, checked below
-        ds = D.load(data, say)
-    if trained_on and ds.train.labels is not None and ds.train.sha256() != trained_on["data_sha256"]:
-        what = f"the model was trained on {trained_on['data_source']}, but '{data}' holds {ds.train.source}"
+    ds, data, other = D.load_trained_on(cfg.data, trained_on, say)
+    if other:
+        what = f"the model was trained on {trained_on['data_source']}, but '{data}' holds {other}"
         if cfg.data == "auto":
             raise EdgeDigitsError(f"{what}: give the test digits to benchmark on with --data")
         say(f"notice: {what}; benchmarking on its test set as --data asks")

@@ -9,6 +9,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from edgedigits.errors import EdgeDigitsError
+
 
 # The options that shape each benchmark; one given to a benchmark that does not use it is refused.
 APPLIES = {
@@ -87,10 +89,10 @@ def _write(path: Path, text: str) -> None:
 
 def run_benchmark(args) -> int:
     from edgedigits.deploy import shipped_manifest
-    from edgedigits.errors import EdgeDigitsError
     from edgedigits.tools import benchmark as B
 
     command = "edgedigits " + shlex.join(sys.argv[1:])
+    old = _check_benchmark(args)
     if args.folder and args.what != "photos":
         raise EdgeDigitsError(f"{args.folder}: a folder is given only to `benchmark photos DIR`")
     mode = args.what if args.what in APPLIES else "MANIFEST"
@@ -137,27 +139,19 @@ def run_benchmark(args) -> int:
                              if args.quiet else print)
     report["command"] = command
     print(B.table(report))
-    if args.json:
-        _write(args.json, json.dumps(report, indent=1))
-    if args.markdown:
-        _write(args.markdown, B.markdown(report, command))
-    if args.plot:
-        B.plot(report, args.plot)
-    old = None
-    if args.compare:
-        try:
-            old = json.loads(args.compare.read_text())
-        except (OSError, json.JSONDecodeError) as e:
-            raise EdgeDigitsError(f"{args.compare}: cannot read an earlier report: {e}") from None
+    _save(args, report, B.markdown, B.plot)
     fails = B.gates(report, args.min_accuracy, args.max_drop, old)
     for f in fails:
         print(f"gate failed: {f}", file=sys.stderr)
+    measured = [r for r in report["rows"] if "accuracy" in r]
+    if not measured:  # a table of failures is a failed benchmark, gates or not
+        print(f"error: {report['manifest']}: no row could be measured (see the status column)", file=sys.stderr)
+        return 1
     return 1 if fails else 0
 
 
 def _photos(args, command: str) -> int:
     from edgedigits.deploy import shipped_manifest
-    from edgedigits.errors import EdgeDigitsError
     from edgedigits.tools import photo_bench as P
 
     if not args.folder:
@@ -166,10 +160,54 @@ def _photos(args, command: str) -> int:
                                args.single)
     report.update(command=command, options={"model": str(args.manifest or args.model), "threads": args.threads,
                                             "target": args.target, "single": args.single})
+    _save(args, report, P.markdown, P.plot)
+    return 0
+
+
+def _save(args, report: dict, markdown, plot) -> None:
+    """The report as --json, --markdown (markdown(report, command)) and --plot (plot(report, path))."""
     if args.json:
         _write(args.json, json.dumps(report, indent=1))
     if args.markdown:
-        _write(args.markdown, P.markdown(report, command))
+        _write(args.markdown, markdown(report, report["command"]))
     if args.plot:
-        P.plot(report, args.plot)
-    return 0
+        plot(report, args.plot)
+
+
+def _check_benchmark(args) -> dict | None:
+    """Every option, the files to write and the report to compare with, before the long run.
+    Returns the earlier report of --compare."""
+    from edgedigits import checks
+
+    checks.at_least("--threads", args.threads, 1)
+    checks.at_least("--runs", args.runs, 1)
+    checks.at_least("--limit", args.limit, 0)
+    checks.at_least("--frames", args.frames, 1)
+    checks.at_least("--digits", args.digits, 1)
+    checks.at_least("--epochs", args.epochs, 0)
+    checks.finite("--min-accuracy", args.min_accuracy, 0)
+    checks.finite("--max-drop", args.max_drop, 0)
+    for option in ("json", "markdown", "plot"):
+        checks.output_file(f"--{option}", getattr(args, option))
+    if args.what not in ("", "camera", "web", "train", "photos"):
+        from edgedigits.convert.manifest import load_manifest
+
+        load_manifest(args.what, verify_files=False)  # a missing or malformed manifest fails now
+    if not args.compare:
+        return None
+    checks.input_file("--compare", args.compare)
+    try:
+        old = json.loads(args.compare.read_text())
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as e:
+        raise EdgeDigitsError(f"--compare {args.compare}: cannot read an earlier report: "
+                              f"{type(e).__name__}: {str(e)[:200]}") from None
+    rows = old.get("rows") if isinstance(old, dict) else None
+    if not isinstance(rows, list) or not all(isinstance(r, dict) and isinstance(r.get("format"), str) for r in rows):
+        raise EdgeDigitsError(f"--compare {args.compare}: not a benchmark report (expected an object with "
+                              f"'rows', each with a 'format'; write one with --json)")
+    for r in rows:
+        for key in ("accuracy", "speedup_vs_keras"):
+            if key in r and not isinstance(r[key], (int, float)):
+                raise EdgeDigitsError(f"--compare {args.compare}: row '{r['format']}': '{key}' is {r[key]!r}, "
+                                      f"expected a number")
+    return old

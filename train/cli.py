@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import shlex
+import shutil
 import sys
 import time
 from dataclasses import fields
 from pathlib import Path
 
-from edgedigits.errors import EdgeDigitsError
-
+from edgedigits import checks
+from edgedigits.errors import EdgeDigitsError, Interrupted
 
 
 def add_train(make, sub) -> None:
@@ -59,25 +60,18 @@ def run_train(args) -> int:
 
     command = "edgedigits " + shlex.join(sys.argv[1:])
     if args.resume:
-        cfg_file = args.resume / "config.json"
-        if not cfg_file.is_file():
-            raise EdgeDigitsError(f"{args.resume}: not a run folder (no config.json); nothing to resume")
-        saved = json.loads(cfg_file.read_text())
-        cfg = TrainConfig(**{f.name: saved[f.name] for f in fields(TrainConfig) if f.name in saved})
-        cfg.command = saved.get("command", command)
-        train(cfg, args.resume, resume=True)
+        cfg = _saved_config(args.resume)
+        cfg.command = cfg.command or command
+        _train_or_clean_up(train, cfg, args.resume, resume=True)
         return 0
     augment = 0.0 if args.no_augment else args.augment
-    if args.epochs is not None and args.epochs < 1:
-        raise EdgeDigitsError(f"--epochs {args.epochs}: must be at least 1")
-    if augment is not None and augment < 0:
-        raise EdgeDigitsError(f"--augment {augment}: must be 0 (off) or more")
-    if not 0 < args.val_fraction < 1:
-        raise EdgeDigitsError(f"--val-fraction {args.val_fraction}: must be between 0 and 1")
     cfg = TrainConfig(model=args.model, data=args.data, epochs=args.epochs or 0, batch_size=args.batch_size,
                       learning_rate=args.lr, patience=args.patience, val_fraction=args.val_fraction,
                       seed=args.seed, limit=args.limit, augment=augment,
                       init_from=str(args.init_from or ""), backend=args.backend or "", command=command)
+    if args.epochs is not None and args.epochs < 1:
+        raise EdgeDigitsError(f"--epochs {args.epochs}: must be at least 1")
+    _check(cfg, lambda name: OPTIONS[name])
     if args.labels:
         from edgedigits.train.data import read_labels
 
@@ -85,7 +79,113 @@ def run_train(args) -> int:
     if cfg.init_from:
         cfg.learning_rate = args.lr if args.lr != TrainConfig.learning_rate else args.lr / 10
     out = args.out or Path("runs/train") / f"{args.model}-{time.strftime('%Y%m%d-%H%M%S')}"
+    checks.output_folder("--out", out)
     if (out / "config.json").exists():
         raise EdgeDigitsError(f"{out}: already holds a run; use --resume {out} or another --out")
-    train(cfg, out)
+    _train_or_clean_up(train, cfg, out)
     return 0
+
+
+# TrainConfig field -> the option that sets it, for messages
+OPTIONS = {"batch_size": "--batch-size", "learning_rate": "--lr", "patience": "--patience", "limit": "--limit",
+           "seed": "--seed", "augment": "--augment", "val_fraction": "--val-fraction", "epochs": "--epochs",
+           "init_from": "--from", "model": "--model"}
+
+
+def _check(cfg, name) -> None:
+    """The values a run needs, named as options (a new run) or as config.json keys (--resume)."""
+    from edgedigits.train.models import REGISTRY
+
+    if cfg.model not in REGISTRY:
+        raise EdgeDigitsError(f"{name('model')} {cfg.model!r}: not a registry model ({', '.join(sorted(REGISTRY))})")
+    checks.at_least(name("epochs"), cfg.epochs, 0)
+    checks.at_least(name("batch_size"), cfg.batch_size, 1)
+    checks.finite(name("learning_rate"), cfg.learning_rate, 0, above=True)
+    checks.at_least(name("patience"), cfg.patience, 1)
+    checks.at_least(name("limit"), cfg.limit, 0)
+    checks.in_range(name("seed"), cfg.seed, 0, 2**32 - 1)
+    checks.finite(name("augment"), cfg.augment)
+    if cfg.augment is not None and cfg.augment < 0:
+        raise EdgeDigitsError(f"{name('augment')} {cfg.augment}: must be 0 (off) or more")
+    checks.finite(name("val_fraction"), cfg.val_fraction)
+    if not 0 < cfg.val_fraction < 1:
+        raise EdgeDigitsError(f"{name('val_fraction')} {cfg.val_fraction}: must be between 0 and 1")
+    if cfg.init_from and not Path(cfg.init_from).is_file():
+        raise EdgeDigitsError(f"{name('init_from')} {cfg.init_from}: no such model file")
+
+
+def _saved_config(run_dir: Path):
+    """The TrainConfig of a run folder, every field checked for its type and value."""
+    from edgedigits.train.trainer import TrainConfig
+
+    cfg_file = run_dir / "config.json"
+    if not cfg_file.is_file():
+        raise EdgeDigitsError(f"{run_dir}: not a run folder (no config.json); nothing to resume")
+    try:
+        saved = json.loads(cfg_file.read_text())
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as e:
+        raise EdgeDigitsError(f"{cfg_file}: not a readable run config ({type(e).__name__}: "
+                              f"{str(e)[:200]}); start a new run with --out") from None
+    if not isinstance(saved, dict):
+        raise EdgeDigitsError(f"{cfg_file}: expected a JSON object, got {type(saved).__name__}")
+    default = TrainConfig()
+    for f in fields(TrainConfig):
+        if f.name not in saved:
+            continue
+        value, want = saved[f.name], getattr(default, f.name)
+        types = {bool: (bool,), int: (int,), float: (int, float), str: (str,)}[type(want)] if want is not None \
+            else (int, float, type(None))
+        if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+            raise EdgeDigitsError(f"{cfg_file}: '{f.name}' is {value!r} ({type(value).__name__}), expected "
+                                  f"{' or '.join(t.__name__ for t in types)}")
+    cfg = TrainConfig(**{f.name: saved[f.name] for f in fields(TrainConfig) if f.name in saved})
+    _check(cfg, lambda key: f"{cfg_file}: '{key}' is")
+    _check_state(run_dir / "checkpoint" / "state.json")
+    return cfg
+
+
+def _check_state(state_file: Path) -> None:
+    """The checkpoint's bookkeeping, which --resume continues from."""
+    if not state_file.exists():
+        return
+    try:
+        state = json.loads(state_file.read_text())
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as e:
+        raise EdgeDigitsError(f"{state_file}: not a readable checkpoint state ({type(e).__name__}); "
+                              f"start a new run with --out") from None
+    kinds = {"epoch": int, "best_val_loss": (int, float), "best_epoch": int, "wait": int, "history": list}
+    for key, kind in kinds.items():
+        if not isinstance(state, dict) or not isinstance(state.get(key), kind) or isinstance(state.get(key), bool):
+            raise EdgeDigitsError(f"{state_file}: '{key}' is missing or of the wrong type; "
+                                  f"start a new run with --out")
+    if state["epoch"] < 0 or not all(isinstance(h, dict) and isinstance(h.get("seconds"), (int, float))
+                                      for h in state["history"]):
+        raise EdgeDigitsError(f"{state_file}: 'epoch' or 'history' is damaged; start a new run with --out")
+
+
+def _train_or_clean_up(train, cfg, out: Path, resume: bool = False) -> None:
+    """Train; a run that fails or is interrupted before its first checkpoint leaves nothing behind
+    (so the same command can run again), one interrupted later says how to resume it."""
+    created = [p for p in [out, *out.parents] if not p.exists()]  # the folders this run makes
+    checkpoint = out / "checkpoint" / "state.json"
+    try:
+        train(cfg, out, resume=resume)
+    except BaseException as e:
+        if not resume and not checkpoint.is_file():
+            if created:
+                shutil.rmtree(out, ignore_errors=True)
+                for parent in created[1:]:
+                    if parent.is_dir() and not any(parent.iterdir()):
+                        parent.rmdir()
+            else:
+                for name in ("config.json", "history.csv", "model.keras"):
+                    (out / name).unlink(missing_ok=True)
+                shutil.rmtree(out / "checkpoint", ignore_errors=True)
+        if isinstance(e, KeyboardInterrupt):
+            if checkpoint.is_file():
+                raise Interrupted(f"interrupted; {out} keeps every finished epoch: continue with "
+                                  f"`edgedigits train --resume {out}`") from None
+            if resume:
+                raise Interrupted(f"interrupted; continue with `edgedigits train --resume {out}`") from None
+            raise Interrupted("interrupted before the first epoch ended; nothing was kept") from None
+        raise

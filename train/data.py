@@ -26,6 +26,9 @@ import gzip
 import hashlib
 import io
 import os
+import warnings
+import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -137,20 +140,24 @@ class Dataset:
 
 
 # ----------------------------------------------------------------------------------------- IDX files
-def _read_maybe_gzip(path: Path) -> bytes:
+MAX_IDX_ITEMS = 1_000_000  # images or labels in one IDX file (MNIST: 60,000; EMNIST: 814,255)
+MAX_ARRAY_BYTES = 1 << 30  # one array of an .npz
+MAX_IMAGE_PIXELS = 50_000_000  # an image in a digit folder: larger ones are refused before decoding
+
+
+def _open_maybe_gzip(path: Path):
     try:
-        raw = path.read_bytes()
+        f = open(path, "rb")
     except OSError as e:
         raise DataError(f"{path}: cannot read: {e.strerror or e}") from None
-    if raw[:2] != b"\x1f\x8b":
-        return raw
-    try:
-        return gzip.decompress(raw)
-    except (EOFError, OSError, gzip.BadGzipFile) as e:
-        raise DataError(f"{path}: corrupt or truncated gzip archive ({e})") from None
+    if f.read(2) == b"\x1f\x8b":
+        f.close()
+        return gzip.open(path, "rb")
+    f.seek(0)
+    return f
 
 
-def parse_idx(data: bytes, path: Path | str, expect_magic: int) -> np.ndarray:
+def parse_idx(data: bytes, path: Path | str, expect_magic: int, header_only: bool = False) -> np.ndarray | None:
     """Parse IDX bytes: a big-endian int32 magic, the dimension sizes, then row-major uint8."""
     ndim = {IMAGE_MAGIC: 3, LABEL_MAGIC: 1}[expect_magic]
     header = 4 * (1 + ndim)
@@ -163,16 +170,37 @@ def parse_idx(data: bytes, path: Path | str, expect_magic: int) -> np.ndarray:
     dims = tuple(int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
     if ndim == 3 and dims[1:] != (28, 28):
         raise DataError(f"{path}: header: images are {dims[1]}x{dims[2]}, expected 28x28")
+    if dims[0] > MAX_IDX_ITEMS:
+        raise DataError(f"{path}: header: {dims[0]:,} items, more than the {MAX_IDX_ITEMS:,} this loader reads")
+    if header_only:
+        return None
     expected = header + int(np.prod(dims))
     if len(data) != expected:
-        raise DataError(f"{path}: header says {dims} ({expected} bytes) but the data is {len(data)} bytes"
-                        + (" (truncated)" if len(data) < expected else " (trailing bytes)"))
+        raise DataError(f"{path}: header says {dims} ({expected} bytes) but the data is "
+                        + (f"{len(data)} bytes (truncated)" if len(data) < expected else "longer (trailing bytes)"))
     return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(dims)
 
 
 def load_idx(path: Path | str, expect_magic: int) -> np.ndarray:
+    """An IDX file, raw or gzipped, read as a stream: the header is checked first, then exactly the
+    bytes it announces are read (and one more, to catch trailing data). A gzip bomb or a lying header
+    costs no more memory than a real file of the stated limit (MAX_IDX_ITEMS)."""
     path = Path(path)
-    return parse_idx(_read_maybe_gzip(path), path, expect_magic)
+    ndim = {IMAGE_MAGIC: 3, LABEL_MAGIC: 1}[expect_magic]
+    try:
+        with _open_maybe_gzip(path) as f:
+            head = f.read(4 * (1 + ndim))
+            parse_idx(head, path, expect_magic, header_only=True)
+            dims = tuple(int.from_bytes(head[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+            size = int(np.prod(dims))
+            body = f.read(size + 1)
+    except (EOFError, OSError, gzip.BadGzipFile, zlib.error) as e:
+        raise DataError(f"{path}: corrupt or truncated gzip archive ({e})") from None
+    if len(body) != size:
+        raise DataError(f"{path}: header says {dims} ({len(head) + size} bytes) but the data is "
+                        + (f"{len(head) + len(body)} bytes (truncated)" if len(body) < size
+                           else "longer (trailing bytes)"))
+    return np.frombuffer(body, dtype=np.uint8).reshape(dims)
 
 
 def _check_labels(labels: np.ndarray, path: Path | str) -> np.ndarray:
@@ -254,9 +282,12 @@ def _raise_csv_error(path: Path, rows: str, ncols: int):
             raise DataError(f"{path}: line {lineno}: {len(cells)} columns, expected {ncols}")
         for col, cell in enumerate(cells):
             try:
-                int(cell)
+                value = int(cell)
             except ValueError:
                 raise DataError(f"{path}: line {lineno}, column {col + 1}: {cell.strip()!r} is not an integer") from None
+            if not 0 <= value <= 255:
+                raise DataError(f"{path}: line {lineno}, column {col + 1}: {cell.strip()[:30]} is out of range "
+                                f"(pixels 0..255, labels 0..9)")
     raise DataError(f"{path}: not a table of integers")
 
 
@@ -264,10 +295,22 @@ def _raise_csv_error(path: Path, rows: str, ncols: int):
 def load_npz(path: Path | str) -> Dataset:
     """Keras' mnist.npz layout. allow_pickle stays False: an npz from anywhere is data, not code."""
     path = Path(path)
+    if not zipfile.is_zipfile(path):  # numpy would guess "pickled data" for any other bytes
+        raise DataError(f"{path}: not a readable .npz: not a zip archive of .npy arrays (a single .npy array, "
+                        f"or another file renamed?)")
     try:
         with np.load(path, allow_pickle=False) as z:
+            for k in z.files:  # sizes from the headers, before anything is decompressed
+                with z.zip.open(f"{k}.npy") as f:
+                    version = np.lib.format.read_magic(f)
+                    read = np.lib.format.read_array_header_1_0 if version == (1, 0) else \
+                        np.lib.format.read_array_header_2_0
+                    shape, _, dtype = read(f)
+                if int(np.prod(shape, dtype=np.float64)) * dtype.itemsize > MAX_ARRAY_BYTES:
+                    raise DataError(f"{path}: {k} is {shape} {dtype}, more than the "
+                                    f"{MAX_ARRAY_BYTES >> 30} GiB this loader reads")
             arrays = {k: z[k] for k in z.files}
-    except (OSError, ValueError, EOFError) as e:
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as e:
         raise DataError(f"{path}: not a readable .npz without pickle: {e}") from None
     missing = [k for k in ("x_train", "y_train") if k not in arrays]
     if missing:
@@ -278,17 +321,34 @@ def load_npz(path: Path | str) -> Dataset:
         x, y = arrays[xk], arrays[yk]
         if x.ndim != 3 or x.shape[1:] != (28, 28):
             raise DataError(f"{path}: {xk} has shape {x.shape}, expected (N, 28, 28)")
-        if x.dtype != np.uint8:
-            if x.size and (x.min() < 0 or x.max() > 255):
-                raise DataError(f"{path}: {xk} holds values outside 0..255")
-            x = x.astype(np.uint8)
-        y = _check_labels(np.asarray(y).astype(np.int64), f"{path}: {yk}").astype(np.uint8)
+        if len(x) == 0:
+            raise DataError(f"{path}: {xk} holds no images")
+        x = _whole_numbers(x, f"{path}: {xk}", "pixel", 255)
+        if y.ndim != 1:
+            raise DataError(f"{path}: {yk} has shape {y.shape}, expected (N,)")
+        y = _check_labels(_whole_numbers(y, f"{path}: {yk}", "label", 9), f"{path}: {yk}")
         if len(x) != len(y):
             raise DataError(f"{path}: {xk} has {len(x)} images but {yk} has {len(y)} labels")
         return Digits(x, y, f"{path}:{xk}")
 
     test = split("x_test", "y_test") if "x_test" in arrays and "y_test" in arrays else None
     return Dataset(split("x_train", "y_train"), test)
+
+
+def _whole_numbers(a: np.ndarray, where: str, what: str, high: int) -> np.ndarray:
+    """An array of any numeric dtype -> uint8, refusing what a cast would silently change: NaN,
+    fractions (a label 3.7 is not 3) and values outside 0..high."""
+    if a.dtype == np.uint8:
+        return a
+    if a.dtype.kind not in "biuf":
+        raise DataError(f"{where}: holds {a.dtype} values, expected numbers")
+    bad = np.flatnonzero(~np.isfinite(a) | (a != np.round(a)) | (a < 0) | (a > high)) if a.dtype.kind == "f" \
+        else np.flatnonzero((a < 0) | (a > high))
+    if bad.size:
+        i = tuple(int(v) for v in np.unravel_index(bad[0], a.shape))
+        place = f"image {i[0]}, row {i[1]}, column {i[2]}" if a.ndim == 3 else f"item {i[0]}"
+        raise DataError(f"{where}: {place}: {what} {a[i].item()!r}, expected a whole number 0..{high}")
+    return a.astype(np.uint8)
 
 
 # --------------------------------------------------------------------------------- image folders
@@ -309,11 +369,20 @@ def image_to_mnist(gray: np.ndarray) -> np.ndarray:
 def _read_image(f: Path) -> np.ndarray:
     from PIL import Image, UnidentifiedImageError
 
+    too_large = DataError(f"{f}: more than the {MAX_IMAGE_PIXELS // 1_000_000} megapixels a digit "
+                          f"image may have; refused before decoding")
     try:
-        with Image.open(f) as im:
-            return image_to_mnist(np.asarray(im.convert("L")))
-    except (OSError, UnidentifiedImageError) as e:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(f) as im:  # reads the header only: the size is known before decoding
+                if im.width * im.height > MAX_IMAGE_PIXELS:
+                    raise too_large
+                gray = np.asarray(im.convert("L"))
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise too_large from None
+    except (OSError, UnidentifiedImageError, ValueError) as e:
         raise DataError(f"{f}: not a readable image: {e}") from None
+    return image_to_mnist(gray)
 
 
 def _images_in(folder: Path) -> list[Path]:
@@ -394,6 +463,27 @@ def load(spec: str | os.PathLike, say=print) -> Dataset:
     raise DataError(f"{path}: unknown data format '{path.suffix}'; expected .csv, .npz or a folder")
 
 
+def load_trained_on(requested: str, trained_on: dict | None, say=print) -> tuple[Dataset, str, str | None]:
+    """The digits to check or benchmark a model on: `requested`, or with 'auto' the data the model was
+    trained on (trained_on: its run's "data" and "data_sha256") when that path is on this machine, else
+    the default. Returns (the data set, the source used, None when it holds the digits the model was
+    trained on or nothing is known of them, else what it holds, for a message)."""
+    from edgedigits.errors import EdgeDigitsError
+
+    data = trained_on["data"] if trained_on and requested == "auto" else requested
+    try:
+        ds = load(data, say)
+    except EdgeDigitsError:
+        if data == requested:
+            raise
+        data = requested  # the training data's path is not on this machine: the same digits may be, checked below
+        ds = load(data, say)
+    other = None
+    if trained_on and ds.train.labels is not None and ds.train.sha256() != trained_on["data_sha256"]:
+        other = ds.train.source
+    return ds, data, other
+
+
 def train_val_split(digits: Digits, val_fraction: float = 0.1, seed: int = 0) -> tuple[Digits, Digits]:
     """Stratified split with a fixed seed: validation data for choosing epochs and models."""
     if digits.labels is None:
@@ -408,6 +498,9 @@ def train_val_split(digits: Digits, val_fraction: float = 0.1, seed: int = 0) ->
     mask = np.ones(len(digits), bool)
     mask[val] = False
     train = np.flatnonzero(mask)
+    if not len(val) or not len(train):
+        raise DataError(f"{digits.source}: {len(digits)} digits are too few to hold out a validation share of "
+                        f"{val_fraction}: {len(train)} for training, {len(val)} for validation")
     return digits.subset(train, digits.source + " [train split]"), digits.subset(val, digits.source + " [val split]")
 
 

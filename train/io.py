@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import zipfile
 from pathlib import Path
 
@@ -10,23 +11,43 @@ from edgedigits.errors import EdgeDigitsError
 
 def load_keras_model(path: str | Path):
     """Load a .keras file in safe mode (no Lambda layers, no arbitrary code)."""
+    path = Path(path)
+    if not path.is_file():
+        raise EdgeDigitsError(f"{path}: no such model file")
+    if path.suffix != ".keras" or not zipfile.is_zipfile(path):
+        raise EdgeDigitsError(f"{path}: not a Keras model (.keras zip archive); save one with model.save('m.keras')")
     import os
 
     if os.environ.get("KERAS_BACKEND", "tensorflow") == "tensorflow":
         from edgedigits.quiet import import_tensorflow
 
         import_tensorflow()  # before Keras imports it, without TensorFlow's start-up chatter
-    import keras
+    import keras  # after the cheap checks: a wrong file fails in milliseconds, not after TensorFlow loads
 
-    path = Path(path)
-    if not path.is_file():
-        raise EdgeDigitsError(f"{path}: no such model file")
-    if path.suffix != ".keras" or not zipfile.is_zipfile(path):
-        raise EdgeDigitsError(f"{path}: not a Keras model (.keras zip archive); save one with model.save('m.keras')")
     try:
-        return keras.saving.load_model(path, safe_mode=True, compile=False)
+        model = keras.saving.load_model(path, safe_mode=True, compile=False)
     except Exception as e:  # Keras raises many types here; all mean the same to the user
-        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
-        if "lambda" in str(e).lower():
-            msg = "it contains a Lambda layer, which cannot be loaded safely or converted; rebuild it without one"
-        raise EdgeDigitsError(f"{path}: cannot load as a Keras model: {msg}") from None
+        raise EdgeDigitsError(f"{path}: cannot load as a Keras model: {_why(e)}") from None
+    inputs, outputs = getattr(model, "inputs", None) or [], getattr(model, "outputs", None) or []
+    shapes = [tuple(t.shape) for t in inputs], [tuple(t.shape) for t in outputs]
+    if [s[1:] for s in shapes[0]] != [(28, 28, 1)] or [s[1:] for s in shapes[1]] != [(10,)]:  # the contract
+        raise EdgeDigitsError(f"{path}: not a digit model: inputs {shapes[0]}, outputs {shapes[1]}; expected "
+                              f"one (N, 28, 28, 1) input and one (N, 10) output")
+    return model
+
+
+def _why(e: Exception) -> str:
+    """What Keras' refusal means, in one line: its messages are long and name internals."""
+    text = str(e)
+    if "`Lambda` layer" in text:
+        return "it contains a Lambda layer, which cannot be loaded safely or converted; rebuild it without one"
+    if "Python lambda" in text:
+        return "it holds a serialized Python function, which safe mode refuses to run"
+    unknown = re.search(r"Could not locate (?:class|function) '([^']+)'", text)
+    if unknown:
+        where = re.search(r"'module': '([^']+)', 'class_name': '" + re.escape(unknown[1]), text)
+        name = f"{where[1]}.{unknown[1]}" if where else unknown[1]
+        return f"it names '{name}', which is not a Keras layer or function (refused in safe mode)"
+    if "Non-modeling APIs" in text:
+        return "it calls a Keras function that is not a layer or operation (refused in safe mode)"
+    return (text.strip().splitlines() or [type(e).__name__])[0][:300]

@@ -181,6 +181,7 @@ def train(cfg: TrainConfig, run_dir: Path, resume: bool = False, say=print) -> d
     """Train (or resume) one run in `run_dir`; returns the metrics that metrics.json holds."""
     from edgedigits.train import device as devices
 
+    ds, train_d, val_d = prepare_data(cfg, say)  # bad data fails here, before the heavy imports
     cfg.backend, cfg.device, cfg.mixed_precision = devices.setup(cfg.backend or None)
     import keras
 
@@ -190,7 +191,6 @@ def train(cfg: TrainConfig, run_dir: Path, resume: bool = False, say=print) -> d
     say(f"training '{cfg.model}' on {cfg.device} (Keras {keras.__version__}, {cfg.backend} backend"
         f"{', mixed precision' if cfg.mixed_precision else ''})")
     keras.utils.set_random_seed(cfg.seed)
-    ds, train_d, val_d = prepare_data(cfg, say)
     cfg.data_source, cfg.data_sha256 = ds.train.source, ds.train.sha256()
     known = D.KNOWN_DATA.get(cfg.data_sha256) or (D.MNIST_DATA if cfg.data_source == D.SAMPLE_SOURCE else None)
     cfg.labels = D.check_class_names(cfg.labels, "--labels") if cfg.labels else \
@@ -227,7 +227,12 @@ def train(cfg: TrainConfig, run_dir: Path, resume: bool = False, say=print) -> d
     state = RunState(run_dir, cfg.patience)
     if resume and state.state["epoch"]:
         train_model.optimizer.build(train_model.trainable_variables)
-        train_model.load_weights(state.ckpt / "train.weights.h5")
+        try:
+            train_model.load_weights(state.ckpt / "train.weights.h5")
+        except Exception as e:  # a damaged or foreign checkpoint: h5py and Keras raise many types
+            raise EdgeDigitsError(f"{state.ckpt / 'train.weights.h5'}: cannot load the checkpoint "
+                                  f"({type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}); "
+                                  f"start a new run with --out") from None
         say(f"resuming after epoch {state.state['epoch']} of {cfg.epochs}")
     if state.state["wait"] >= cfg.patience or state.state["epoch"] >= cfg.epochs:
         say("this run had already finished training")
@@ -248,6 +253,12 @@ def finish(cfg: TrainConfig, run_dir: Path, state: dict, ds: D.Dataset, val_d: D
     from edgedigits.train import report
     from edgedigits.train.io import load_keras_model
 
+    if not (run_dir / "model.keras").is_file():
+        if np.isfinite(state["best_val_loss"]):
+            raise EdgeDigitsError(f"{run_dir / 'model.keras'}: missing from the run folder (removed?); train again")
+        last = state["history"][-1]["val_loss"] if state["history"] else None
+        raise EdgeDigitsError(f"{run_dir}: no model saved: the validation loss was never finite (last: {last}); "
+                              f"training diverged: lower --lr")
     best = load_keras_model(run_dir / "model.keras")
     val_pred = predict(best, val_d.images)
     metrics = {

@@ -211,3 +211,17 @@ def test_camera_refused_is_explained(app):
 def test_serve_command_refuses_a_folder_without_an_app(tmp_path):
     code, out, err = run_cli("serve", str(tmp_path))
     assert code == 2 and "no index.html" in err
+
+
+def test_rebuilding_an_app_replaces_it_whole(shipped, tmp_path):
+    from edgedigits.deploy.webapp import build
+
+    out = tmp_path / "app"
+    build(shipped[1], out, say=lambda *_: None)
+    (out / "stale.txt").write_text("from the earlier build")
+    first = json.loads((out / "precache.json").read_text())
+    build(shipped[1], out, fmt="onnx_fp32", say=lambda *_: None)
+    assert not (out / "stale.txt").exists()
+    assert json.loads((out / "model.json").read_text())["format"] == "onnx_fp32"
+    assert json.loads((out / "precache.json").read_text()) == first  # the same files, a new model
+    assert not list(tmp_path.glob(".app.*")), "a temporary folder was left beside the app"

@@ -1,0 +1,445 @@
+"""Every command against bad input, bad paths and hostile files: one row per case.
+
+Each row runs the real `edgedigits` command in a fresh process, in an empty folder of its own, and
+checks the exit status, one `error:` line holding the expected phrase, no traceback, and that the folder
+holds afterwards exactly what it held before (nothing half-written, no run folder that blocks a rerun).
+Most rows fail before TensorFlow is imported, so the table takes about a second per row.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import shutil
+import socket
+import struct
+import subprocess
+import sys
+import zipfile
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pytest
+
+from tests.conftest import ROOT
+
+TINY = ROOT / "deploy" / "models" / "tiny"  # the shipped tiny model, converted: a real manifest to break
+
+
+# ------------------------------------------------------------------------------------ input makers
+def npz(tmp: Path, name="d.npz", **arrays) -> str:
+    rng = np.random.default_rng(0)
+    base = {"x_train": rng.integers(0, 256, (200, 28, 28), dtype=np.uint8), "y_train": np.arange(200) % 10}
+    np.savez(tmp / name, **{**base, **arrays})
+    return str(tmp / name)
+
+
+def npz_claiming(tmp: Path, shape: tuple) -> str:
+    """An .npz whose x_train header claims `shape` (the data is never there: it must not be read)."""
+    import io
+
+    head = io.BytesIO()
+    np.lib.format.write_array_header_1_0(head, {"descr": "|u1", "fortran_order": False, "shape": shape})
+    with zipfile.ZipFile(tmp / "big.npz", "w") as z:
+        z.writestr("x_train.npy", head.getvalue())  # magic and header, no data
+        z.writestr("y_train.npy", b"")
+    return str(tmp / "big.npz")
+
+
+def png_header(path: Path, width: int, height: int) -> Path:
+    """A PNG whose header announces width x height (a decompression bomb needs no more to be refused)."""
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    chunk = lambda kind, data: struct.pack(">I", len(data)) + kind + data + struct.pack(  # noqa: E731
+        ">I", zlib.crc32(kind + data))
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IEND", b""))
+    return path
+
+
+def idx_bomb(folder: Path, items: int, trailing: int = 0) -> str:
+    """IDX files whose image header claims `items` digits, followed by `trailing` extra zero bytes."""
+    folder.mkdir()
+    head = struct.pack(">IIII", 2051, items, 28, 28)
+    with gzip.open(folder / "train-images-idx3-ubyte.gz", "wb", compresslevel=1) as f:
+        f.write(head + bytes(min(items, 100) * 784))
+        for _ in range(trailing >> 20):
+            f.write(bytes(1 << 20))
+    with gzip.open(folder / "train-labels-idx1-ubyte.gz", "wb") as f:
+        f.write(struct.pack(">II", 2049, 100) + bytes(100))
+    return str(folder)
+
+
+def os_system_model(path: Path) -> str:
+    """A .keras file whose config names os.system as a layer: safe mode must refuse it."""
+    cfg = {"module": "keras", "class_name": "Sequential", "registered_name": None, "config": {"name": "s", "layers": [
+        {"module": "os", "class_name": "system", "config": {"command": "touch pwned"}, "registered_name": None}]}}
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("config.json", json.dumps(cfg))
+        z.writestr("metadata.json", json.dumps({"keras_version": "3.15.0"}))
+    return str(path)
+
+
+def manifest(tmp: Path, change: Callable[[dict], object] | None = None, text: str | None = None) -> str:
+    """A copy of the shipped tiny model's folder with its manifest changed."""
+    folder = tmp / "m"
+    shutil.copytree(TINY, folder)
+    data = json.loads((folder / "manifest.json").read_text())
+    if change:
+        change(data)
+    (folder / "manifest.json").write_text(text if text is not None else json.dumps(data))
+    return str(folder)
+
+
+def set_artifact(key, value, index=None):
+    def change(d):
+        i = index if index is not None else next(i for i, a in enumerate(d["artifacts"]) if a["format"] == "onnx_int8")
+        d["artifacts"][i][key] = value
+    return change
+
+
+def run_folder(tmp: Path, config) -> str:
+    (tmp / "run").mkdir()
+    (tmp / "run" / "config.json").write_text(config if isinstance(config, str) else json.dumps(config))
+    return str(tmp / "run")
+
+
+def wrong_shape_model(path: Path) -> str:
+    import keras
+
+    inp = keras.Input((32, 32, 3))
+    keras.Model(inp, keras.layers.Dense(5)(keras.layers.Flatten()(inp))).save(path)
+    return str(path)
+
+
+def nothing_runs(d: dict) -> None:
+    """Every artifact failed to export, and the Keras source is not a model: no row can be measured."""
+    d["artifacts"] = [{"format": a["format"], "status": "export_failed", "reason": "test"} for a in d["artifacts"]]
+
+
+def video(tmp: Path, frames=40, keep=0.4) -> str:
+    import cv2
+
+    w = cv2.VideoWriter(str(tmp / "full.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 15, (64, 48))
+    rng = np.random.default_rng(0)
+    for _ in range(frames):
+        w.write(rng.integers(0, 255, (48, 64, 3), dtype=np.uint8))
+    w.release()
+    data = (tmp / "full.avi").read_bytes()
+    (tmp / "full.avi").unlink()
+    (tmp / "cut.avi").write_bytes(data[: int(len(data) * keep)])
+    return str(tmp / "cut.avi")
+
+
+def two_images_one_stem(tmp: Path) -> str:
+    import cv2
+
+    (tmp / "photos").mkdir()
+    img = cv2.imread(str(ROOT / "docs" / "example.jpg"))
+    cv2.imwrite(str(tmp / "photos" / "a.jpg"), img)
+    cv2.imwrite(str(tmp / "photos" / "a.png"), cv2.flip(img, 1))
+    return str(tmp / "photos")
+
+
+def busy_port(tmp: Path, held=[]) -> str:  # noqa: B006  the socket stays open while the row runs
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    s.listen()
+    held.append(s)
+    (tmp / "app").mkdir()
+    (tmp / "app" / "index.html").write_text("<p>app</p>")
+    return str(s.getsockname()[1])
+
+
+def web_app(tmp: Path) -> str:
+    (tmp / "app").mkdir()
+    (tmp / "app" / "index.html").write_text("<p>app</p>")
+    return str(tmp / "app")
+
+
+# ------------------------------------------------------------------------------------------- table
+@dataclass
+class Case:
+    id: str
+    args: list[str]  # {name} is replaced by what `make` returns under that name; {tmp}, {ro}, {tiny}
+    code: int
+    phrase: str  # in stderr
+    make: Callable[[Path], dict] = lambda tmp: {}
+    check: Callable[[Path], None] | None = None  # for rows that succeed: what must be true afterwards
+    needs_ro: bool = False  # needs a read-only file system (a tmpfs mounted read-only; root only)
+
+
+CASES = [
+    # ------------------------------------------------------------------ train: options
+    Case("train-batch-size-0", ["train", "--batch-size", "0"], 2, "--batch-size 0: must be at least 1"),
+    Case("train-limit-negative", ["train", "--limit", "-5"], 2, "--limit -5: must be at least 0"),
+    Case("train-epochs-0", ["train", "--epochs", "0"], 2, "--epochs 0: must be at least 1"),
+    Case("train-lr-nan", ["train", "--lr", "nan"], 2, "--lr nan: must be a finite number"),
+    Case("train-lr-0", ["train", "--lr", "0"], 2, "--lr 0.0: must be more than 0"),
+    Case("train-patience-0", ["train", "--patience", "0"], 2, "--patience 0: must be at least 1"),
+    Case("train-val-fraction-1.5", ["train", "--val-fraction", "1.5"], 2, "--val-fraction 1.5: must be between 0 and 1"),
+    Case("train-augment-negative", ["train", "--augment", "-1"], 2, "--augment -1.0: must be 0 (off) or more"),
+    Case("train-seed-negative", ["train", "--seed", "-1"], 2, "--seed -1: must be between 0"),
+    Case("train-from-missing", ["train", "--from", "nope.keras"], 2, "--from nope.keras: no such model file"),
+    Case("train-out-is-file", ["train", "--data", "sample", "--out", "{f}"], 2, "is a file, not a folder",
+         lambda t: {"f": (t / "f").write_text("x") and str(t / "f")}),
+    Case("train-out-under-proc", ["train", "--data", "sample", "--out", "/proc/edgedigits-run"], 2, "cannot write"),
+    Case("train-out-read-only", ["train", "--data", "sample", "--out", "{ro}/run"], 2, "Read-only file system",
+         needs_ro=True),
+    Case("train-out-holds-a-run", ["train", "--out", "{run}"], 2, "already holds a run; use --resume",
+         lambda t: {"run": run_folder(t, {"model": "tiny"})}),
+    # ------------------------------------------------------------------ train: data
+    Case("train-data-missing", ["train", "--data", "nope.npz"], 2, "nope.npz: no such file or folder"),
+    Case("train-npz-no-images", ["train", "--data", "{d}"], 2, "x_train holds no images",
+         lambda t: {"d": npz(t, x_train=np.zeros((0, 28, 28), np.uint8), y_train=np.zeros(0, np.uint8))}),
+    Case("train-npz-nan-pixels", ["train", "--data", "{d}"], 2, "pixel nan, expected a whole number 0..255",
+         lambda t: {"d": npz(t, x_train=np.full((200, 28, 28), np.nan))}),
+    Case("train-npz-fraction-pixels", ["train", "--data", "{d}"], 2, "pixel 0.5, expected a whole number",
+         lambda t: {"d": npz(t, x_train=np.full((200, 28, 28), 0.5))}),
+    Case("train-npz-float-labels", ["train", "--data", "{d}"], 2, "label 3.7, expected a whole number 0..9",
+         lambda t: {"d": npz(t, y_train=np.full(200, 3.7))}),
+    Case("train-npz-label-matrix", ["train", "--data", "{d}"], 2, "y_train has shape (200, 2), expected (N,)",
+         lambda t: {"d": npz(t, y_train=np.zeros((200, 2)))}),
+    Case("train-npz-strings", ["train", "--data", "{d}"], 2, "holds <U1 values, expected numbers",
+         lambda t: {"d": npz(t, y_train=np.array(["1"] * 200))}),
+    Case("train-npz-too-few", ["train", "--data", "{d}"], 2, "too few to hold out a validation share",
+         lambda t: {"d": npz(t, x_train=np.zeros((3, 28, 28), np.uint8), y_train=np.array([1, 2, 3]))}),
+    Case("train-npz-huge-array", ["train", "--data", "{d}"], 2, "more than the 1 GiB this loader reads",
+         lambda t: {"d": npz_claiming(t, (2_000_000, 28, 28))}),
+    Case("train-not-npz", ["train", "--data", "{d}"], 2, "not a readable .npz",
+         lambda t: {"d": (t / "x.npz").write_text("hello") and str(t / "x.npz")}),
+    Case("train-npy-as-npz", ["train", "--data", "{d}"], 2, "not a zip archive of .npy arrays",
+         lambda t: {"d": np.save(t / "a.npy", np.zeros(3)) or (t / "a.npy").rename(t / "a.npz") and str(t / "a.npz")}),
+    Case("train-csv-23-digit-integer", ["train", "--data", "{d}"], 2, "line 2, column 3: 12345678901234567890123 "
+         "is out of range", lambda t: {"d": (t / "k.csv").write_text(
+             "label," + ",".join(f"pixel{i}" for i in range(784)) + "\n1,0,12345678901234567890123"
+             + ",0" * 782 + "\n") and str(t / "k.csv")}),
+    Case("train-huge-png-in-folder", ["train", "--data", "{d}"], 2, "more than the 50 megapixels",
+         lambda t: {"d": str((t / "mine" / "3").mkdir(parents=True) or png_header(t / "mine" / "3" / "x.png",
+                                                                                   20000, 20000).parents[1])}),
+    Case("train-idx-gzip-bomb-header", ["train", "--data", "{d}"], 2, "3,800,000 items, more than the 1,000,000",
+         lambda t: {"d": idx_bomb(t / "idx", 3_800_000)}),
+    Case("train-idx-gzip-bomb-trailing", ["train", "--data", "{d}"], 2, "longer (trailing bytes)",
+         lambda t: {"d": idx_bomb(t / "idx", 100, trailing=8 << 20)}),
+    # ------------------------------------------------------------------ train: resume
+    Case("train-resume-no-run", ["train", "--resume", "{tmp}"], 2, "not a run folder (no config.json)"),
+    Case("train-resume-corrupt-config", ["train", "--resume", "{run}"], 2, "not a readable run config",
+         lambda t: {"run": run_folder(t, '{"model": "tiny", ')}),
+    Case("train-resume-config-is-list", ["train", "--resume", "{run}"], 2, "expected a JSON object, got list",
+         lambda t: {"run": run_folder(t, "[1, 2]")}),
+    Case("train-resume-config-wrong-type", ["train", "--resume", "{run}"], 2, "'batch_size' is 'x' (str), expected int",
+         lambda t: {"run": run_folder(t, {"model": "tiny", "batch_size": "x"})}),
+    Case("train-resume-config-bad-value", ["train", "--resume", "{run}"], 2, "'batch_size' is 0: must be at least 1",
+         lambda t: {"run": run_folder(t, {"model": "tiny", "batch_size": 0})}),
+    Case("train-resume-config-unknown-model", ["train", "--resume", "{run}"], 2, "'model' is 'huge'",
+         lambda t: {"run": run_folder(t, {"model": "huge"})}),
+    Case("train-resume-config-deep", ["train", "--resume", "{run}"], 2, "not a readable run config",
+         lambda t: {"run": run_folder(t, "[" * 200_000 + "]" * 200_000)}),
+    Case("train-resume-state-corrupt", ["train", "--resume", "{run}"], 2, "not a readable checkpoint state",
+         lambda t: {"run": run_folder(t, {"model": "tiny"}), "x": (t / "run" / "checkpoint").mkdir()
+                    or (t / "run" / "checkpoint" / "state.json").write_text("{")}),
+    Case("train-resume-weights-damaged", ["train", "--resume", "{run}"], 2, "cannot load the checkpoint",
+         lambda t: {"run": run_folder(t, {"model": "tiny", "data": "sample", "epochs": 3}),
+                    "x": (t / "run" / "checkpoint").mkdir() or (t / "run" / "checkpoint" / "train.weights.h5")
+                    .write_text("junk") + (t / "run" / "checkpoint" / "state.json").write_text(json.dumps(
+                        {"epoch": 1, "best_val_loss": 1.0, "best_epoch": 1, "wait": 0, "history": [{"seconds": 1}]}))}),
+    Case("train-out-name-too-long", ["train", "--out", "{tmp}/" + "r" * 300], 2, "longer than 255 bytes"),
+    # a refused --from model fails after the run folder was begun: it must leave nothing, so a rerun works
+    Case("train-from-os-system-model", ["train", "--data", "{d}", "--from", "{m}", "--out", "{tmp}/run"], 2,
+         "names 'os.system', which is not a Keras layer",
+         lambda t: {"d": npz(t), "m": os_system_model(t / "evil.keras")}),
+    # ------------------------------------------------------------------ convert
+    Case("convert-check-limit-negative", ["convert", "{tiny}/tiny.keras", "--out", "o", "--check-limit", "-5"], 2,
+         "--check-limit -5: must be at least 0"),
+    Case("convert-opset-1", ["convert", "{tiny}/tiny.keras", "--out", "o", "--opset", "1"], 2,
+         "--opset 1: must be between 13 and 18"),
+    Case("convert-opset-99", ["convert", "{tiny}/tiny.keras", "--out", "o", "--opset", "99"], 2,
+         "--opset 99: must be between 13 and 18"),
+    Case("convert-tolerance-negative", ["convert", "{tiny}/tiny.keras", "--out", "o", "--tolerance", "-1"], 2,
+         "--tolerance -1.0: must be at least 0"),
+    Case("convert-tolerance-nan", ["convert", "{tiny}/tiny.keras", "--out", "o", "--tolerance", "nan"], 2,
+         "--tolerance nan: must be a finite number"),
+    Case("convert-calibration-size-5", ["convert", "{tiny}/tiny.keras", "--out", "o", "--calibration-size", "5"], 2,
+         "--calibration-size 5: use at least 10 digits"),
+    Case("convert-format-unknown", ["convert", "{tiny}/tiny.keras", "--out", "o", "--formats", "tflite_int4"], 2,
+         "invalid choice: 'tflite_int4'"),
+    Case("convert-model-missing", ["convert", "nope.keras", "--out", "o"], 2, "nope.keras: no such model file"),
+    Case("convert-model-is-folder", ["convert", "{tmp}", "--out", "o"], 2, "not a file"),
+    Case("convert-model-not-keras", ["convert", "{m}", "--out", "o"], 2, "not a Keras model (.keras zip archive)",
+         lambda t: {"m": (t / "m.keras").write_text("hello") and str(t / "m.keras")}),
+    Case("convert-model-os-system", ["convert", "{m}", "--out", "o", "--data", "sample"], 2,
+         "names 'os.system', which is not a Keras layer", lambda t: {"m": os_system_model(t / "evil.keras")}),
+    Case("convert-model-wrong-shape", ["convert", "{m}", "--out", "o"], 2,
+         "not a digit model: inputs [(None, 32, 32, 3)], outputs [(None, 5)]",
+         lambda t: {"m": wrong_shape_model(t / "rgb.keras")}),
+    Case("convert-out-is-file", ["convert", "{tiny}/tiny.keras", "--out", "{f}"], 2, "is a file, not a folder",
+         lambda t: {"f": (t / "f").write_text("x") and str(t / "f")}),
+    Case("convert-out-below-a-file", ["convert", "{tiny}/tiny.keras", "--out", "{f}/sub"], 2,
+         "cannot write the output folder", lambda t: {"f": (t / "f").write_text("x") and str(t / "f")}),
+    Case("convert-out-holds-other-files", ["convert", "{tiny}/tiny.keras", "--out", "{tmp}/mine"], 2,
+         "holds notes.txt, which is not part of a conversion",
+         lambda t: {"x": (t / "mine").mkdir() or (t / "mine" / "notes.txt").write_text("mine")}),
+    Case("convert-out-under-proc", ["convert", "{tiny}/tiny.keras", "--out", "/proc/edgedigits-out"], 2,
+         "cannot write the output folder /proc"),
+    Case("convert-out-read-only", ["convert", "{tiny}/tiny.keras", "--out", "{ro}/out"], 2, "Read-only file system",
+         needs_ro=True),
+    Case("convert-data-missing", ["convert", "{tiny}/tiny.keras", "--out", "{tmp}/o", "--data", "nope.npz",
+                                  "--formats", "tflite_fp32"], 2, "nope.npz: no such file or folder"),
+    # ------------------------------------------------------------------ deploy: options and paths
+    Case("deploy-max-frames-negative", ["deploy", "--max-frames", "-1"], 2, "--max-frames -1: must be at least 0"),
+    Case("deploy-threads-0", ["deploy", "--threads", "0"], 2, "--threads 0: must be at least 1"),
+    Case("deploy-confidence-2", ["deploy", "--confidence", "2"], 2, "--confidence 2.0: must be between 0 and 1"),
+    Case("deploy-smooth-1", ["deploy", "--smooth", "1", "--source", "{tiny}/manifest.json"], 2,
+         "--smooth 1.0: must be in [0, 1)"),
+    Case("deploy-reconnect-negative", ["deploy", "--reconnect", "-1"], 2, "--reconnect -1: must be at least 0"),
+    Case("deploy-format-unknown", ["deploy", "--format", "tflite_int4"], 2,
+         "--format tflite_int4: no such format; choose one of: tflite_fp32"),
+    Case("deploy-camera-index-huge", ["deploy", "--source", "99999999999999999999"], 2,
+         "not a camera index (0 to 255)"),
+    Case("deploy-source-missing", ["deploy", "--source", "nope.jpg", "--headless"], 2, "nope.jpg: no such file"),
+    Case("deploy-save-onto-file", ["deploy", "--source", "{root}/docs/example.jpg", "--save", "{f}"], 2,
+         "is a file, not a folder", lambda t: {"f": (t / "f").write_text("x") and str(t / "f")}),
+    Case("deploy-save-under-proc", ["deploy", "--source", "{root}/docs/example.jpg", "--save", "/proc/x"], 2,
+         "cannot write the output folder /proc"),
+    Case("deploy-save-read-only", ["deploy", "--source", "{root}/docs/example.jpg", "--save", "{ro}/a"], 2,
+         "Read-only file system", needs_ro=True),
+    Case("deploy-save-video-read-only", ["deploy", "--source", "{v}", "--headless", "--save", "{ro}/a"], 2,
+         "Read-only file system", lambda t: {"v": video(t, keep=1.0)}, needs_ro=True),
+    Case("deploy-save-into-source", ["deploy", "--source", "{d}", "--save", "{d}"], 2, "the folder of the source images",
+         lambda t: {"d": two_images_one_stem(t)}),
+    Case("deploy-web-no-out", ["deploy", "--target", "web"], 2, "give the folder with --out DIR"),
+    Case("deploy-web-out-read-only", ["deploy", "--target", "web", "--out", "{ro}/app"], 2, "Read-only file system",
+         needs_ro=True),
+    Case("deploy-web-out-holds-other-files", ["deploy", "--target", "web", "--out", "{tmp}/mine"], 2,
+         "is not a built web app", lambda t: {"x": (t / "mine").mkdir() or (t / "mine" / "notes.txt").write_text("x")}),
+    Case("deploy-huge-png", ["deploy", "--source", "{d}", "--headless", "--model", "tiny"], 2, "megapixels; skipped",
+         lambda t: {"d": str((t / "in").mkdir() or png_header(t / "in" / "big.png", 20000, 20000).parent)}),
+    Case("deploy-empty-image", ["deploy", "--source", "{i}", "--headless", "--model", "tiny"], 2,
+         "no frame could be read", lambda t: {"i": (t / "e.jpg").write_bytes(b"") or str(t / "e.jpg")}),
+    # ------------------------------------------------------------------ deploy: hostile manifests
+    Case("manifest-missing", ["deploy", "--manifest", "{tmp}", "--headless"], 2, "no manifest here"),
+    Case("manifest-not-json", ["deploy", "--manifest", "{m}", "--headless"], 2, "not valid JSON",
+         lambda t: {"m": manifest(t, text="{")}),
+    Case("manifest-200000-deep", ["deploy", "--manifest", "{m}", "--headless"], 2, "nested too deeply",
+         lambda t: {"m": manifest(t, text="[" * 200_000 + "]" * 200_000)}),
+    Case("manifest-file-absolute-web", ["deploy", "--manifest", "{m}", "--target", "web", "--out", "{tmp}/app"], 2,
+         "'file' is '/etc/passwd'; expected a plain file name", lambda t: {"m": manifest(t, set_artifact(
+             "file", "/etc/passwd"))}),
+    Case("manifest-file-dotdot", ["deploy", "--manifest", "{m}", "--headless"], 2,
+         "'file' is '../tiny/tiny.int8.tflite'; expected a plain file name",
+         lambda t: {"m": manifest(t, set_artifact("file", "../tiny/tiny.int8.tflite"))}),
+    Case("manifest-file-number", ["deploy", "--manifest", "{m}", "--headless"], 2, "'file' is 12345",
+         lambda t: {"m": manifest(t, set_artifact("file", 12345))}),
+    Case("manifest-artifact-not-object", ["deploy", "--manifest", "{m}", "--headless"], 2,
+         "artifacts[0] is a int, expected an object",
+         lambda t: {"m": manifest(t, lambda d: d["artifacts"].__setitem__(0, 7))}),
+    Case("manifest-inputs-not-list", ["deploy", "--manifest", "{m}", "--headless"], 2,
+         "'inputs' should be a list of objects", lambda t: {"m": manifest(t, set_artifact("inputs", "x"))}),
+    Case("manifest-details-not-object", ["deploy", "--manifest", "{m}", "--target", "edgetpu", "--headless"], 2,
+         "'details' should be an object", lambda t: {"m": manifest(t, set_artifact("details", [1], index=-1))}),
+    Case("manifest-link-outside", ["deploy", "--manifest", "{m}", "--target", "web", "--out", "{tmp}/app"], 2,
+         "outside the manifest's folder", lambda t: {"m": manifest(t, set_artifact("file", "evil.onnx")),
+                                                       "x": (t / "m" / "evil.onnx").symlink_to("/etc/passwd")}),
+    Case("manifest-hash-differs", ["deploy", "--manifest", "{m}", "--headless"], 2, "SHA-256 differs",
+         lambda t: {"m": manifest(t), "x": (t / "m" / "tiny.int8.tflite").write_bytes(b"x")}),
+    Case("manifest-no-such-format", ["deploy", "--manifest", "{m}", "--format", "edgetpu", "--headless"], 2,
+         "has no 'edgetpu' artifact", lambda t: {"m": manifest(t, lambda d: d["artifacts"].pop())}),
+    # ------------------------------------------------------------------ deploy: what succeeds must be right
+    Case("deploy-save-same-stem", ["deploy", "--source", "{d}", "--headless", "--model", "tiny", "--save",
+                                   "{tmp}/out"], 0, "", lambda t: {"d": two_images_one_stem(t)},
+         check=lambda t: sorted(p.name for p in (t / "out").iterdir()) == ["a-png.annotated.jpg", "a.annotated.jpg"]),
+    Case("deploy-truncated-video", ["deploy", "--source", "{v}", "--headless", "--model", "tiny"], 0,
+         "read 15 of the 40 frames its header announces", lambda t: {"v": video(t)}, check=lambda t: True),
+    # ------------------------------------------------------------------ benchmark
+    Case("benchmark-runs-0", ["benchmark", "--runs", "0"], 2, "--runs 0: must be at least 1"),
+    Case("benchmark-threads-0", ["benchmark", "--threads", "0"], 2, "--threads 0: must be at least 1"),
+    Case("benchmark-limit-negative", ["benchmark", "--limit", "-1"], 2, "--limit -1: must be at least 0"),
+    Case("benchmark-min-accuracy-nan", ["benchmark", "--min-accuracy", "nan"], 2, "--min-accuracy nan: must be a finite"),
+    Case("benchmark-camera-frames-0", ["benchmark", "camera", "--frames", "0"], 2, "--frames 0: must be at least 1"),
+    Case("benchmark-camera-digits-0", ["benchmark", "camera", "--digits", "0"], 2, "--digits 0: must be at least 1"),
+    Case("benchmark-json-missing-folder", ["benchmark", "--json", "{tmp}/no/b.json"], 2, "does not exist; create it"),
+    Case("benchmark-markdown-is-folder", ["benchmark", "--markdown", "{tmp}"], 2, "is a folder; give a file name"),
+    Case("benchmark-plot-under-proc", ["benchmark", "--plot", "/proc/b.png"], 2, "cannot write the output folder /proc"),
+    Case("benchmark-json-read-only", ["benchmark", "--json", "{ro}/b.json"], 2, "Read-only file system", needs_ro=True),
+    Case("benchmark-compare-missing", ["benchmark", "--compare", "nope.json"], 2, "--compare nope.json: no such file"),
+    Case("benchmark-compare-malformed", ["benchmark", "--compare", "{j}"], 2, "cannot read an earlier report",
+         lambda t: {"j": (t / "old.json").write_text('{"rows": [') and str(t / "old.json")}),
+    Case("benchmark-compare-not-report", ["benchmark", "--compare", "{j}"], 2, "not a benchmark report",
+         lambda t: {"j": (t / "old.json").write_text('[1, 2]') and str(t / "old.json")}),
+    Case("benchmark-compare-bad-row", ["benchmark", "--compare", "{j}"], 2, "'accuracy' is 'high', expected a number",
+         lambda t: {"j": (t / "old.json").write_text('{"rows": [{"format": "keras", "accuracy": "high"}]}')
+                    and str(t / "old.json")}),
+    Case("benchmark-every-row-fails", ["benchmark", "{m}", "--data", "sample", "--limit", "20", "--runs", "1"], 1,
+         "no row could be measured", lambda t: {"m": manifest(t, nothing_runs),
+                                                 "x": (t / "m" / "tiny.keras").write_text("not a model")}),
+    Case("benchmark-manifest-missing", ["benchmark", "{tmp}/none"], 2, "no manifest here"),
+    Case("benchmark-manifest-bad", ["benchmark", "{m}"], 2, "expected a plain file name",
+         lambda t: {"m": manifest(t, set_artifact("file", "/etc/passwd"))}),
+    # ------------------------------------------------------------------ serve
+    Case("serve-port-70000", ["serve", "{a}", "--port", "70000"], 2, "--port 70000: must be between 0 and 65535",
+         lambda t: {"a": web_app(t)}),
+    Case("serve-port-negative", ["serve", "{a}", "--port", "-1"], 2, "--port -1: must be between 0 and 65535",
+         lambda t: {"a": web_app(t)}),
+    Case("serve-port-busy", ["serve", "{tmp}/app", "--port", "{p}"], 2, "cannot serve on 127.0.0.1",
+         lambda t: {"p": busy_port(t)}),
+    Case("serve-cert-missing", ["serve", "{a}", "--cert", "nope.pem"], 2, "--cert nope.pem: no such file",
+         lambda t: {"a": web_app(t)}),
+    Case("serve-cert-no-name", ["serve", "{a}", "--cert"], 2, "--cert: expected one argument",
+         lambda t: {"a": web_app(t)}),
+    Case("serve-cert-garbage", ["serve", "{a}", "--cert", "{c}"], 2, "not a usable PEM certificate",
+         lambda t: {"a": web_app(t), "c": (t / "c.pem").write_text("garbage") and str(t / "c.pem")}),
+    Case("serve-key-without-cert", ["serve", "{a}", "--key", "{c}"], 2, "give the certificate too, with --cert",
+         lambda t: {"a": web_app(t), "c": (t / "k.pem").write_text("k") and str(t / "k.pem")}),
+    Case("serve-no-app", ["serve", "{tmp}"], 2, "no index.html"),
+    # ------------------------------------------------------------------ the command itself
+    Case("unknown-command", ["fly"], 2, "invalid choice: 'fly'"),
+]
+
+
+@pytest.fixture(scope="session")
+def read_only_dir(tmp_path_factory):
+    """A read-only file system (a 1 MiB tmpfs mounted read-only), where this machine allows mounting."""
+    where = tmp_path_factory.mktemp("ro")
+    mount = shutil.which("mount")
+    proc = mount and subprocess.run([mount, "-t", "tmpfs", "-o", "ro,size=1m", "edgedigits-ro", str(where)],
+                                    capture_output=True, text=True)
+    if not proc or proc.returncode:
+        yield None
+        return
+    yield where
+    subprocess.run(["umount", str(where)], check=False)
+
+
+def snapshot(folder: Path) -> set[str]:
+    return {str(p.relative_to(folder)) for p in folder.rglob("*")}
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_bad_input(case, tmp_path_factory, read_only_dir):
+    if case.needs_ro and read_only_dir is None:
+        pytest.skip("cannot mount a read-only tmpfs here (needs root)")
+    tmp = tmp_path_factory.mktemp(case.id[:40])
+    names = {k: v for k, v in case.make(tmp).items() if isinstance(v, str)}
+    args = [a.format(tmp=tmp, ro=read_only_dir, tiny=TINY, root=ROOT, **names) for a in case.args]
+    before = snapshot(tmp)
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "EDGEDIGITS_DATA": str(tmp_path_factory.getbasetemp() / "cache")}
+    proc = subprocess.run([sys.executable, "-m", "edgedigits", *args], capture_output=True, text=True, timeout=300,
+                          cwd=tmp, env=env)
+    out, err = proc.stdout, proc.stderr
+    assert "Traceback" not in out + err, err
+    assert proc.returncode == case.code, (proc.returncode, out[-2000:], err[-2000:])
+    assert case.phrase in err, err[-2000:]
+    if case.code:
+        errors = [line for line in err.splitlines() if line.startswith("error:") or ": error: " in line]
+        assert len(errors) == 1 and case.phrase in errors[0] + err, err[-2000:]
+        assert snapshot(tmp) == before, "left behind: " + ", ".join(sorted(snapshot(tmp) - before))
+        assert not (tmp / "pwned").exists()
+    else:
+        assert case.check(tmp), sorted(snapshot(tmp))
+
+
+def test_the_table_covers_every_command():
+    assert len(CASES) >= 60
+    assert {c.args[0] for c in CASES} >= {"train", "convert", "deploy", "benchmark", "serve"}
