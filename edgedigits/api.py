@@ -84,10 +84,10 @@ def predict(model, data, **options):
     return run_predict(model, data, **options)
 
 
-def benchmark(manifest: str | os.PathLike = "standard", *, say=print, **options) -> dict:
+def benchmark(manifest: str | os.PathLike = "standard", *, quiet: bool = False, say=print, **options) -> dict:
     """Accuracy and latency of the Keras model and every artifact of a manifest (or a shipped model's
     name), each row in a fresh process. `options` are BenchConfig's fields (data, runs, threads, limit,
-    quiet, ...). Returns the report that `edgedigits benchmark --json` writes."""
+    ...); quiet: no progress bar. Returns the report that `edgedigits benchmark --json` writes."""
     import tempfile
 
     from edgedigits.deploy import shipped_manifest
@@ -96,4 +96,4 @@ def benchmark(manifest: str | os.PathLike = "standard", *, say=print, **options)
 
     path = shipped_manifest(str(manifest)) if str(manifest) in ("standard", "tiny") else Path(manifest)
     with tempfile.TemporaryDirectory(prefix="edgedigits-bench-") as work:
-        return run_benchmark(path, BenchConfig(**options), Path(work), say=say)
+        return run_benchmark(path, BenchConfig(**options), Path(work), say=say, quiet=quiet)

@@ -34,7 +34,6 @@ class BenchConfig:
     data: str = "auto"  # test digits: full MNIST test set when cached, else the bundled sample's
     limit: int = 0
     target: str = "cpu"
-    quiet: bool = False  # no progress bar
 
 
 # ------------------------------------------------------------------------------ the worker (a child)
@@ -184,7 +183,8 @@ def library_versions() -> dict:
     return out
 
 
-def benchmark(manifest_path: Path, cfg: BenchConfig, workdir: Path, say=print) -> dict:
+def benchmark(manifest_path: Path, cfg: BenchConfig, workdir: Path, say=print, quiet: bool = False) -> dict:
+    """The report; a progress bar per row on a terminal unless quiet."""
     from edgedigits.convert.manifest import load_manifest
 
     m = load_manifest(manifest_path)
@@ -199,7 +199,7 @@ def benchmark(manifest_path: Path, cfg: BenchConfig, workdir: Path, say=print) -
                 "status": "passed", "reason": ""}] + m.artifacts
     from edgedigits.progress import progress, say_above
 
-    bar = progress(entries, desc="benchmark", unit="row", quiet=cfg.quiet)
+    bar = progress(entries, desc="benchmark", unit="row", quiet=quiet)
     say = say_above(bar, say)
     for e in bar:
         bar.set_postfix_str(e["format"], refresh=True)

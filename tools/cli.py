@@ -133,10 +133,9 @@ def run_benchmark(args) -> int:
             if args.json:
                 _write(args.json, json.dumps(report, indent=1))
             return 0
-        cfg = B.BenchConfig(threads=args.threads, runs=args.runs, data=args.data, limit=args.limit, target=args.target,
-                            quiet=args.quiet)
+        cfg = B.BenchConfig(threads=args.threads, runs=args.runs, data=args.data, limit=args.limit, target=args.target)
         report = B.benchmark(manifest, cfg, Path(work), say=(lambda msg: print(msg) if str(msg).startswith("notice") else None)
-                             if args.quiet else print)
+                             if args.quiet else print, quiet=args.quiet)
     report["command"] = command
     print(B.table(report))
     _save(args, report, B.markdown, B.plot)

@@ -133,6 +133,10 @@ def _saved_config(run_dir: Path):
         if f.name not in saved:
             continue
         value, want = saved[f.name], getattr(default, f.name)
+        if f.name == "labels":  # class names: a list of strings, or null
+            if value is not None and not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
+                raise EdgeDigitsError(f"{cfg_file}: 'labels' is {value!r}, expected a list of class names or null")
+            continue
         types = {bool: (bool,), int: (int,), float: (int, float), str: (str,)}[type(want)] if want is not None \
             else (int, float, type(None))
         if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
