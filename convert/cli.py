@@ -7,7 +7,7 @@ from pathlib import Path
 
 def register(make, sub) -> None:
     from edgedigits.convert.convert import ConvertConfig
-    from edgedigits.convert.formats import FORMATS
+    from edgedigits.formats import FORMATS
 
     d = ConvertConfig()
     table = "\n".join(f"          {f.name:<15} {f.suffix:<16} {f.precision}" for f in FORMATS.values())

@@ -17,9 +17,10 @@ import numpy as np
 
 from edgedigits import __version__
 from edgedigits.convert import export as X
-from edgedigits.convert.formats import resolve
-from edgedigits.convert.manifest import LABELS, NAME, PREPROCESSING, load_manifest, sha256_file, write_manifest
-from edgedigits.deploy.runners import load_runner, to_float  # the input contract and the runners, in one place
+from edgedigits.formats import resolve
+from edgedigits.contract import LABELS, PREPROCESSING, to_float  # the input contract, shared by every stage
+from edgedigits.manifest import NAME, load_manifest, sha256_file, write_manifest
+from edgedigits.deploy.runners import load_runner  # each artifact is checked by the runner a device uses
 from edgedigits.atomic import atomic_folder, atomic_write
 from edgedigits.errors import EdgeDigitsError
 

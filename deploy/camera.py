@@ -19,7 +19,8 @@ import cv2
 import numpy as np
 
 from edgedigits.atomic import atomic_write
-from edgedigits.deploy.preprocess import Digit, SegmentConfig, segment
+from edgedigits.contract import CONFIDENCE, SegmentConfig
+from edgedigits.deploy.preprocess import Digit, segment
 from edgedigits.deploy.sources import Frame
 from edgedigits.errors import EdgeDigitsError
 
@@ -75,7 +76,7 @@ def _iou(a, b) -> float:
     return inter / float(aw * ah + bw * bh - inter) if inter else 0.0
 
 
-def recognize(frame: np.ndarray, runner, confidence: float = 0.6, seg: SegmentConfig = SegmentConfig(),
+def recognize(frame: np.ndarray, runner, confidence: float = CONFIDENCE, seg: SegmentConfig = SegmentConfig(),
               smoother: Smoother | None = None, timings: dict | None = None, single: bool = False) -> Recognition:
     """All digits of one frame, classified in one batch; with `single`, the whole frame is one digit."""
     t0 = time.perf_counter()
@@ -173,7 +174,7 @@ def summarize(timings: dict, frames: int, wall_s: float) -> str:
     return "\n".join(lines)
 
 
-def run(frames, runner, *, confidence: float = 0.6, smooth: float = 0.0, headless: bool = False,
+def run(frames, runner, *, confidence: float = CONFIDENCE, smooth: float = 0.0, headless: bool = False,
         save_dir: Path | None = None, max_frames: int = 0, is_video: bool = True,
         out=sys.stdout, seg: SegmentConfig = SegmentConfig(), single: bool = False) -> dict:
     """Run the pipeline over a frame source; returns the timings (seconds per stage per frame)."""

@@ -5,6 +5,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from edgedigits.contract import CONFIDENCE
+
 
 def register(make, sub) -> None:
     p = make(sub, "deploy", "Recognize digits live from a camera, a video, images or a stream, on the CPU or an Edge TPU.", """\
@@ -36,7 +38,7 @@ def register(make, sub) -> None:
     p.add_argument("--device", help="Edge TPU device: usb, pci, usb:0, pci:1 (default: the first found)")
     p.add_argument("--fallback", choices=["cpu"], help="when the Edge TPU cannot be used, run the int8 model on the CPU")
     p.add_argument("--threads", type=int, default=1, help="inference threads")
-    p.add_argument("--confidence", type=float, default=0.6, help="below this probability a digit shows as '?'")
+    p.add_argument("--confidence", type=float, default=CONFIDENCE, help="below this probability a digit shows as '?'")
     p.add_argument("--smooth", type=float, default=0.0, help="weight of previous frames in live video (0 to 0.9)")
     p.add_argument("--single", action="store_true",
                    help="each image or frame is one digit (a crop): all its ink is read as that digit")
@@ -104,7 +106,7 @@ def run_serve(args) -> int:
 def _check_deploy(args) -> None:
     """Every option, and the folders to write, before a model is loaded or a frame is read."""
     from edgedigits import checks
-    from edgedigits.convert.formats import FORMATS
+    from edgedigits.formats import FORMATS
     from edgedigits.errors import EdgeDigitsError
 
     checks.at_least("--threads", args.threads, 1)

@@ -146,7 +146,7 @@ class KerasRunner:
         self.path, self.model = Path(path), model
 
     def __call__(self, digits: np.ndarray) -> np.ndarray:
-        from edgedigits.deploy.runners import to_float
+        from edgedigits.contract import to_float
 
         return np.asarray(self.model.predict_on_batch(to_float(digits)), np.float32)
 
@@ -155,7 +155,7 @@ def load_model(model: str | os.PathLike, target: str = "cpu", fmt: str | None = 
                say=print):
     """(runner, class names, description) for a manifest or its folder, a shipped model's name, a
     .tflite, .onnx or .keras file."""
-    from edgedigits.convert.manifest import load_manifest
+    from edgedigits.manifest import load_manifest
     from edgedigits.deploy import shipped_manifest
     from edgedigits.deploy.runners import from_manifest, load_runner
 

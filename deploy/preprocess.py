@@ -32,26 +32,10 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from edgedigits.contract import SegmentConfig  # the settings, shared with the web app
+
 CROSS = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))
 SQUARE = np.ones((3, 3), np.uint8)
-
-
-@dataclass(frozen=True)
-class SegmentConfig:
-    max_side: int = 320  # frames are searched at most this size, shrunk by a whole factor (640x480 -> 320x240)
-    small_digit: int = 20  # ... and searched again at twice the resolution when every digit is shorter than this
-    min_height: int = 8  # a digit is at least this many pixels tall at the search size
-    min_ink_frac: float = 0.35  # threshold >= this fraction of the strongest ink (drops faint grid lines)
-    min_contrast: int = 20  # ... and never below this ink level (0..255): blank paper finds nothing
-    low_frac: float = 0.5  # hysteresis: ink above this fraction of the threshold joins a stroke it touches
-    paper_frac: float = 1 / 12  # the paper's brightness is estimated over this fraction of the frame's side,
-    # narrow enough to follow a shadow's edge; in a close-up, over half the tallest digit's height instead
-    line_span: float = 0.8  # a straight run across this fraction of the frame, with a parallel one, is paper
-    max_aspect: float = 2.2  # width / height of a digit box
-    max_stroke: float = 0.4  # stroke width / box height: above it, a filled blob (a shadow's corner, a thumb)
-    relative_height: float = 0.4  # drop boxes shorter than this fraction of the tallest digit
-    stroke_target: float = 2.6  # MNIST's stroke width in the 20x20 box, pixels
-    single_side: int = 64  # images at most this size are one digit
 
 
 @dataclass

@@ -15,7 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
+from edgedigits.contract import check_digits, dequantize, quantize, to_float
 from edgedigits.errors import EdgeDigitsError
+from edgedigits.formats import FORMATS, TARGETS
+from edgedigits.manifest import Manifest, load_manifest
 from edgedigits.quiet import filtered_stderr
 
 EDGETPU_LIBRARY = {"Linux": "libedgetpu.so.1", "Darwin": "libedgetpu.1.dylib", "Windows": "edgetpu.dll"}
@@ -87,32 +90,6 @@ def _version(dist: str) -> tuple[int, ...]:
         return (0,)
 
 
-def _check_digits(digits: np.ndarray) -> np.ndarray:
-    digits = np.asarray(digits)
-    if digits.ndim == 2:
-        digits = digits[None]
-    if digits.ndim != 3 or digits.shape[1:] != (28, 28) or digits.dtype != np.uint8:
-        raise EdgeDigitsError(f"expected digits of shape (N, 28, 28) and dtype uint8, got {digits.shape} {digits.dtype}")
-    return digits
-
-
-def to_float(digits: np.ndarray) -> np.ndarray:
-    """(N, 28, 28) uint8 -> (N, 28, 28, 1) float32 in [0, 1]: the preprocessing contract."""
-    return (_check_digits(digits).astype(np.float32) * np.float32(1 / 255))[..., None]
-
-
-def quantize(x: np.ndarray, scale: float, zero_point: int, dtype) -> np.ndarray:
-    # Affine quantization, as TFLite defines it: q = round(x / scale) + zero_point, clipped to the
-    # dtype's range (int8: -128..127, uint8: 0..255). For the pixel input, scale is about 1/255 and
-    # the zero point -128 (int8) or 0 (uint8), so q is the pixel value shifted into range.
-    info = np.iinfo(dtype)
-    return np.clip(np.round(x / scale) + zero_point, info.min, info.max).astype(dtype)
-
-
-def dequantize(q: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
-    return (q.astype(np.float32) - zero_point) * np.float32(scale)
-
-
 @dataclass
 class TFLiteRunner:
     path: Path
@@ -156,7 +133,7 @@ class TFLiteRunner:
 
     def __call__(self, digits: np.ndarray) -> np.ndarray:
         if self._lut is not None:
-            x = self._lut[_check_digits(digits)][..., None]
+            x = self._lut[check_digits(digits)][..., None]
         else:
             x = to_float(digits)
         if self.dynamic_batch:
@@ -239,23 +216,19 @@ def load_runner(path: str | os.PathLike, threads: int = 1, target: str = "cpu", 
     raise EdgeDigitsError(f"{path}: unknown model type '{path.suffix}'; expected .tflite or .onnx")
 
 
-# Which artifact each target runs by default.
-TARGET_FORMAT = {"cpu": "tflite_int8", "onnx": "onnx_fp32", "edgetpu": "edgetpu"}
-
-
 def from_manifest(manifest, target: str = "cpu", threads: int = 1, device: str | None = None,
                   fallback: str | None = None, fmt: str | None = None, say=print):
     """The runner for a target from a converted model's manifest (a path or a loaded Manifest).
 
+    Each target runs its format of the format table (edgedigits.formats) unless `fmt` names another.
     With fallback="cpu", a missing Edge TPU (library, device, or compiled model) falls back to the
-    plain int8 model of the same manifest, and says so.
+    format the table names as its fallback (the plain int8 model of the same manifest), and says so.
     """
-    from edgedigits.convert.manifest import Manifest, load_manifest
-
     m = manifest if isinstance(manifest, Manifest) else load_manifest(manifest)
-    if target not in TARGET_FORMAT:
-        raise EdgeDigitsError(f"unknown target '{target}'; choose one of: {', '.join(TARGET_FORMAT)}")
-    entry = m.artifact(fmt or TARGET_FORMAT[target])
+    runs = {t: f for t, f in TARGETS.items() if t != "web"}  # the web app runs in a browser, not here
+    if target not in runs:
+        raise EdgeDigitsError(f"unknown target '{target}'; choose one of: {', '.join(runs)}")
+    entry = m.artifact(fmt or runs[target])
     try:
         if entry["status"] == "export_failed":
             raise EdgeDigitsError(f"{m.path}: the '{entry['format']}' artifact failed to export: {entry.get('reason')}")
@@ -266,7 +239,8 @@ def from_manifest(manifest, target: str = "cpu", threads: int = 1, device: str |
     except (DelegateError, RuntimeMissing) as e:
         if fallback != "cpu" or target == "cpu":
             raise
-        say(f"notice: {e}\nnotice: falling back to the CPU with the plain int8 model")
-        runner = load_runner(m.file(m.artifact(TARGET_FORMAT["cpu"])), threads, "cpu")
+        plain = FORMATS[entry["format"]].fallback or TARGETS["cpu"]
+        say(f"notice: {e}\nnotice: falling back to the CPU with the plain int8 model ({plain})")
+        runner = load_runner(m.file(m.artifact(plain)), threads, "cpu")
     runner.labels = [str(v) for v in m.data["labels"]]  # class names, in output order
     return runner

@@ -22,24 +22,25 @@ from functools import partial
 from pathlib import Path
 
 from edgedigits.atomic import atomic_folder
-from edgedigits.deploy.preprocess import SegmentConfig
+from edgedigits.contract import CONFIDENCE, PIXEL_SCALE, SegmentConfig
 from edgedigits.errors import EdgeDigitsError
+from edgedigits.formats import FORMATS, TARGETS
+from edgedigits.manifest import Manifest, load_manifest
 
 WEB = Path(__file__).with_name("web")
 PAGE_FILES = ("index.html", "app.js", "preprocess.js", "sw.js", "style.css", "app.webmanifest")
-CONFIDENCE = 0.6
-# runtime -> (manifest format, model file name in the app, {node_modules path: app path}).
+# runtime -> (model file name in the app, {node_modules path: app path}). Which formats it runs, and
+# which by default, is the format table's word (edgedigits.formats: `web`, `default_for`).
 # ONNX Runtime Web runs the int8 QDQ model on WebAssembly (SIMD, one thread: no cross-origin isolation
 # needed). LiteRT.js was measured too and left out: it takes no int8 input tensors and no dynamic batch,
 # and its two WebAssembly builds (with and without relaxed SIMD) weigh 19 MB against ORT's 14 MB.
 RUNTIMES = {
-    "onnxruntime-web": ("onnx_int8", "model.onnx", {
+    "onnxruntime-web": ("model.onnx", {
         "onnxruntime-web/dist/ort.wasm.min.mjs": "runtime/ort.wasm.min.mjs",
         "onnxruntime-web/dist/ort-wasm-simd-threaded.mjs": "runtime/ort-wasm-simd-threaded.mjs",
         "onnxruntime-web/dist/ort-wasm-simd-threaded.wasm": "runtime/ort-wasm-simd-threaded.wasm",
     }),
 }
-FORMAT_SUFFIX = {"onnx_fp32": ".onnx", "onnx_int8": ".onnx"}
 DEFAULT_RUNTIME = "onnxruntime-web"  # chosen by measurement: see README, "On the phone"
 
 
@@ -74,15 +75,14 @@ def node_modules() -> Path:
 
 def build(manifest, out: Path, runtime: str = DEFAULT_RUNTIME, fmt: str | None = None, say=print) -> dict:
     """Write the app into `out` (replaced whole, atomically). Returns sizes for the report."""
-    from edgedigits.convert.manifest import Manifest, load_manifest
-
     if runtime not in RUNTIMES:
         raise EdgeDigitsError(f"unknown web runtime '{runtime}'; choose one of: {', '.join(RUNTIMES)}")
     m = manifest if isinstance(manifest, Manifest) else load_manifest(manifest)
-    default_fmt, model_name, files = RUNTIMES[runtime]
-    fmt = fmt or default_fmt
-    if Path(model_name).suffix != FORMAT_SUFFIX.get(fmt, ""):
-        raise EdgeDigitsError(f"the {runtime} runtime cannot run '{fmt}'; use a {Path(model_name).suffix} format")
+    model_name, files = RUNTIMES[runtime]
+    fmt = fmt or TARGETS["web"]
+    if fmt not in FORMATS or not FORMATS[fmt].web:
+        raise EdgeDigitsError(f"the web app cannot run '{fmt}'; choose one of: "
+                              f"{', '.join(f.name for f in FORMATS.values() if f.web)}")
     entry = m.artifact(fmt)
     modules = node_modules()
     out = Path(out)
@@ -96,6 +96,7 @@ def build(manifest, out: Path, runtime: str = DEFAULT_RUNTIME, fmt: str | None =
         shutil.copy2(m.file(entry), tmp / model_name)
         meta = {"runtime": runtime, "format": fmt, "model": model_name, "labels": m.data["labels"],
                 "input": entry["inputs"][0], "output": entry["outputs"][0], "confidence": CONFIDENCE,
+                "pixel_scale": PIXEL_SCALE,
                 "preprocessing": m.data["preprocessing"], "source": m.data["source"]["model"],
                 "segment": _camel(asdict(SegmentConfig()))}  # preprocess.js takes the Python pipeline's settings
         (tmp / "model.json").write_text(json.dumps(meta, indent=1))

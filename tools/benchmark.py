@@ -44,7 +44,8 @@ def _percentiles(samples: list[float]) -> dict:
 
 def _load(kind: str, path: str, threads: int, target: str):
     """A callable (N,28,28) uint8 -> (N,10) for one row, and a batch-1 callable for latency."""
-    from edgedigits.deploy.runners import load_runner, to_float
+    from edgedigits.contract import to_float
+    from edgedigits.deploy.runners import load_runner
 
     if kind == KERAS:
         from edgedigits.quiet import import_tensorflow
@@ -185,7 +186,7 @@ def library_versions() -> dict:
 
 def benchmark(manifest_path: Path, cfg: BenchConfig, workdir: Path, say=print, quiet: bool = False) -> dict:
     """The report; a progress bar per row on a terminal unless quiet."""
-    from edgedigits.convert.manifest import load_manifest
+    from edgedigits.manifest import load_manifest
 
     m = load_manifest(manifest_path)
     test = test_digits(cfg, say, m.data["source"].get("training_data"))

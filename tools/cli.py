@@ -189,7 +189,7 @@ def _check_benchmark(args) -> dict | None:
     for option in ("json", "markdown", "plot"):
         checks.output_file(f"--{option}", getattr(args, option))
     if args.what not in ("", "camera", "web", "train", "photos"):
-        from edgedigits.convert.manifest import load_manifest
+        from edgedigits.manifest import load_manifest
 
         load_manifest(args.what, verify_files=False)  # a missing or malformed manifest fails now
     if not args.compare:

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from edgedigits.atomic import atomic_write
+from edgedigits.contract import to_float  # (N, 28, 28) uint8 -> (N, 28, 28, 1) float32: the model's input
 from edgedigits.errors import EdgeDigitsError
 from edgedigits.train import data as D
 
@@ -56,11 +57,6 @@ class TrainConfig:
 
 
 SAMPLE_EPOCHS = 30  # the bundled sample is a tenth of MNIST: its default run takes a few minutes on a CPU
-
-
-def to_input(images: np.ndarray) -> np.ndarray:
-    """(N, 28, 28) uint8 -> (N, 28, 28, 1) float32 in [0, 1]: the model's input contract."""
-    return (images.astype(np.float32) / 255.0)[..., None]
 
 
 # --------------------------------------------------------------------------------- the callback
@@ -237,8 +233,8 @@ def train(cfg: TrainConfig, run_dir: Path, resume: bool = False, say=print) -> d
     if state.state["wait"] >= cfg.patience or state.state["epoch"] >= cfg.epochs:
         say("this run had already finished training")
 
-    x_train, y_train = to_input(train_d.images), keras.utils.to_categorical(train_d.labels, 10)
-    x_val, y_val = to_input(val_d.images), keras.utils.to_categorical(val_d.labels, 10)
+    x_train, y_train = to_float(train_d.images), keras.utils.to_categorical(train_d.labels, 10)
+    x_val, y_val = to_float(val_d.images), keras.utils.to_categorical(val_d.labels, 10)
     t0 = time.perf_counter()
     if state.state["epoch"] < cfg.epochs and state.state["wait"] < cfg.patience:
         train_model.fit(x_train, y_train, validation_data=(x_val, y_val), batch_size=cfg.batch_size,
@@ -285,4 +281,4 @@ def finish(cfg: TrainConfig, run_dir: Path, state: dict, ds: D.Dataset, val_d: D
 
 
 def predict(model, images: np.ndarray, batch_size: int = 1024) -> np.ndarray:
-    return np.argmax(model.predict(to_input(images), batch_size=batch_size, verbose=0), axis=1)
+    return np.argmax(model.predict(to_float(images), batch_size=batch_size, verbose=0), axis=1)

@@ -16,6 +16,7 @@ function fail(msg) { const m = $('message'); m.textContent = msg; m.hidden = fal
 // ------------------------------------------------------------------------------------ the model
 async function loadModel() {
   const meta = await (await fetch('model.json')).json();
+  if (meta.input.dtype !== 'float32') throw new Error(`the app feeds float32 digits; ${meta.model} takes ${meta.input.dtype}`);
   meta.segmentConfig = { ...CONFIG, ...(meta.segment || {}) };  // the Python pipeline's settings win
   const n = meta.labels.length;
   const ort = await import('./runtime/ort.wasm.min.mjs');
@@ -24,7 +25,7 @@ async function loadModel() {
   const session = await ort.InferenceSession.create(meta.model, { executionProviders: ['wasm'] });
   const run = async (digits, count) => {
     const x = new Float32Array(count * 784);
-    for (let i = 0; i < x.length; i++) x[i] = digits[i] / 255;  // the contract: pixel / 255
+    for (let i = 0; i < x.length; i++) x[i] = digits[i] * meta.pixel_scale;  // the contract (model.json)
     const out = await session.run({ [meta.input.name]: new ort.Tensor('float32', x, [count, 28, 28, 1]) });
     return out[meta.output.name].data;
   };

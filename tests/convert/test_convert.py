@@ -4,8 +4,8 @@ import shutil
 import numpy as np
 import pytest
 
-from edgedigits.convert.formats import FORMATS, resolve
-from edgedigits.convert.manifest import ManifestError, load_manifest, write_manifest
+from edgedigits.formats import FORMATS, resolve
+from edgedigits.manifest import ManifestError, load_manifest, write_manifest
 from edgedigits.errors import EdgeDigitsError
 from tests.conftest import run_cli
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from edgedigits.atomic import atomic_folder
-from edgedigits.convert.manifest import load_manifest
+from edgedigits.manifest import load_manifest
 from tests.conftest import ROOT
 
 MODEL = ROOT / "deploy" / "models" / "tiny" / "tiny.keras"

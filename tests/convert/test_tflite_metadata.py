@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from edgedigits.convert.manifest import load_manifest
+from edgedigits.manifest import load_manifest
 from edgedigits.deploy.runners import load_runner
 
 SHOW = """

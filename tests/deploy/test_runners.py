@@ -4,7 +4,7 @@ import sys
 import numpy as np
 import pytest
 
-from edgedigits.convert.manifest import load_manifest
+from edgedigits.manifest import load_manifest
 from edgedigits.deploy.runners import DelegateError, from_manifest, load_edgetpu_delegate, load_runner
 from edgedigits.errors import EdgeDigitsError
 

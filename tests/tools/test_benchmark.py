@@ -4,7 +4,7 @@ import shutil
 
 import pytest
 
-from edgedigits.convert.formats import FORMATS
+from edgedigits.formats import FORMATS
 from edgedigits.tools.benchmark import gates
 from tests.conftest import ROOT, run_cli
 

@@ -30,15 +30,6 @@ SCHEMA = "edgedigits.manifest"
 SCHEMA_VERSION = 1
 NAME = "manifest.json"
 STATUSES = ("passed", "check_failed", "export_failed")
-PREPROCESSING = {
-    "input": "(N, 28, 28, 1) float32, NHWC",
-    "polarity": "white digit on black background (MNIST convention)",
-    "scale": "x = pixel / 255, so x is in [0, 1]",
-    "digit_box": "the digit's bounding box scaled to fit 20x20 keeping its aspect ratio, "
-                 "placed in 28x28 by its centre of mass",
-    "quantized_input": "int8/uint8 models take q = round(x / scale) + zero_point from inputs[0].quantization",
-}
-LABELS = [str(d) for d in range(10)]
 REQUIRED = {"schema": str, "schema_version": int, "labels": list, "preprocessing": dict,
             "source": dict, "artifacts": list}
 ARTIFACT_REQUIRED = {"format": str, "status": str}

@@ -1,5 +1,7 @@
-"""The one table of export formats. It drives the CLI's choices, the file names, the checks, the
-benchmark and deploy. Adding a format is one row here and one `export_<format>()` in export.py.
+"""The one table of export formats. It drives convert's choices, file names and checks, the benchmark's
+rows, which artifact each deploy target runs and falls back to, and which formats the web app can run.
+Adding a format is one row here and one `export_<format>()` in convert/export.py. It sits below the
+stages (edgedigits.formats) because convert writes what it lists and deploy reads by it.
 """
 
 from __future__ import annotations
@@ -16,6 +18,9 @@ class Format:
     devices: str  # where it is meant to run
     export: str  # function in export.py
     needs: str = ""  # a format whose artifact this one is made from
+    default_for: tuple[str, ...] = ()  # deploy targets that run this format unless --format says otherwise
+    fallback: str = ""  # the format to run instead when this one's hardware is missing (--fallback cpu)
+    web: bool = False  # runs in the phone web app (ONNX Runtime Web)
 
 
 FORMATS: dict[str, Format] = {f.name: f for f in [
@@ -25,17 +30,16 @@ FORMATS: dict[str, Format] = {f.name: f for f in [
     Format("tflite_dynamic", ".dynamic.tflite", "int8 weights, float activations", "litert", "CPU",
            "export_tflite_dynamic"),
     Format("tflite_int8", ".int8.tflite", "int8 weights and activations, int8 in/out", "litert",
-           "CPU (XNNPACK), phone NPU, microcontrollers", "export_tflite_int8"),
+           "CPU (XNNPACK), phone NPU, microcontrollers", "export_tflite_int8", default_for=("cpu",)),
     Format("onnx_fp32", ".fp32.onnx", "float32", "onnxruntime", "CPU; other execution providers",
-           "export_onnx_fp32"),
+           "export_onnx_fp32", default_for=("onnx",), web=True),
     Format("onnx_int8", ".int8.onnx", "int8 QDQ weights and activations, float32 in/out", "onnxruntime", "CPU",
-           "export_onnx_int8", needs="onnx_fp32"),
+           "export_onnx_int8", needs="onnx_fp32", default_for=("web",), web=True),
     Format("edgetpu", "_edgetpu.tflite", "int8, batch 1, compiled for the Edge TPU", "litert+edgetpu",
-           "Coral Edge TPU (USB, PCIe, Dev Board)", "export_edgetpu", needs="tflite_int8"),
+           "Coral Edge TPU (USB, PCIe, Dev Board)", "export_edgetpu", needs="tflite_int8",
+           default_for=("edgetpu",), fallback="tflite_int8"),
 ]}
-
-# The plain int8 model a runner falls back to when the Edge TPU is not there.
-FALLBACK = {"edgetpu": "tflite_int8"}
+TARGETS = {t: f.name for f in FORMATS.values() for t in f.default_for}  # deploy target -> its default format
 
 
 def resolve(names: list[str] | None) -> list[Format]:
