@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import math
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -73,7 +74,7 @@ def initialize(coordinator: str | None, num_processes: int | None, process_id: i
     if pid is None or not 0 <= int(pid) < n:
         raise EdgeDigitsError(f"--process-id {pid}: must be one of 0..{n - 1} (this process's index among "
                               f"--num-processes {n}; 0 is the coordinator)")
-    if jax.process_count() == 1:  # not yet joined
+    if not jax.distributed.is_initialized():
         keras.distribution.initialize(coordinator, n, int(pid))
 
 
@@ -151,15 +152,31 @@ def from_first(make, cluster: Cluster):
     return obj["ok"]
 
 
-def sync_variables(variables, cluster: Cluster) -> None:
-    """Give every process process 0's values (after process 0 alone read a checkpoint)."""
-    if cluster.processes == 1:
-        return
+@contextmanager
+def local_only():
+    """Keras without the distribution, for what one process does alone (saving, reading a checkpoint).
+
+    With several processes, creating or assigning a variable under the distribution is a collective
+    operation (JAX checks that every process passes the same value), and Keras creates throw-away
+    variables while saving; one process doing that alone would wait for the others forever."""
+    import keras
+
+    before = keras.distribution.distribution()
+    keras.distribution.set_distribution(None)
+    try:
+        yield
+    finally:
+        keras.distribution.set_distribution(before)
+
+
+def sync_variables(variables, values: list | None, cluster: Cluster) -> None:
+    """Assign process 0's `values` (NumPy, read by process 0 alone) to `variables` in every process."""
     from jax.experimental import multihost_utils
 
-    values = multihost_utils.broadcast_one_to_all([np.asarray(v.value) for v in variables])
+    templates = values if cluster.first else [np.zeros(v.shape, v.dtype) for v in variables]
+    values = multihost_utils.broadcast_one_to_all(templates)
     for v, x in zip(variables, values):
-        v.assign(x)
+        v.assign(x)  # every process assigns the same value: a consistent collective
 
 
 def gather(value: float, cluster: Cluster) -> list:

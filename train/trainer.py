@@ -117,16 +117,18 @@ class RunState:
                "wall_seconds": round(self.wall_before + time.perf_counter() - self.started, 2)}
         s = self.state
         s["history"].append(row)
-        if row["val_loss"] < s["best_val_loss"]:
+        better = row["val_loss"] < s["best_val_loss"]
+        if better:
             s.update(best_val_loss=row["val_loss"], best_epoch=epoch + 1, wait=0)
-            if self.write:
-                atomic_write(self.run_dir / "model.keras", lambda p: save_plain(base, p))
         else:
             s["wait"] += 1
         s["epoch"] = epoch + 1
         if self.write:
-            # weights first, then the state that points at them: a kill between the two loses one epoch
-            atomic_write(self.ckpt / "train.weights.h5", train_model.save_weights)
+            with distribute.local_only():  # this process alone: no collective operations
+                if better:
+                    atomic_write(self.run_dir / "model.keras", lambda p: save_plain(base, p))
+                # weights first, then the state that points at them: a kill between the two loses one epoch
+                atomic_write(self.ckpt / "train.weights.h5", train_model.save_weights)
             atomic_write(self.ckpt / "state.json", lambda p: p.write_text(json.dumps(s, indent=1)))
             write_history(self.run_dir / "history.csv", s["history"])
         if self.until and row["val_accuracy"] * 100 >= self.until:
@@ -228,9 +230,6 @@ def train(cfg: TrainConfig, run_dir: Path, resume: bool = False, say=print) -> d
         say = lambda *_: None  # noqa: E731  process 0 speaks for all
     import keras
 
-    from edgedigits.train.augment import build_augmenter
-    from edgedigits.train.models import build
-
     say(f"training '{cfg.model}' on {cfg.device} (Keras {keras.__version__}, {cfg.backend} backend"
         f"{', mixed precision' if cfg.mixed_precision else ''})")
     keras.utils.set_random_seed(cfg.seed)  # the same in every process: the replicas start equal
@@ -252,33 +251,25 @@ def train(cfg: TrainConfig, run_dir: Path, resume: bool = False, say=print) -> d
         run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write(run_dir / "config.json", lambda p: p.write_text(json.dumps(asdict(cfg), indent=1)))
 
-    if cfg.init_from:
-        from edgedigits.train.io import load_keras_model
-
-        model = load_keras_model(cfg.init_from)
-    else:
-        model = build(cfg.model)
-    inputs = keras.Input((28, 28, 1), name="digits")
-    x = build_augmenter(cfg.seed, float(cfg.augment))(inputs) if cfg.augment else inputs
-    train_model = keras.Model(inputs, model(x), name="trainer")
-
     steps = int(np.ceil(len(my_train) / batch)) * cfg.epochs
-    schedule = keras.optimizers.schedules.CosineDecay(
-        peak_lr * 0.1, decay_steps=steps, warmup_target=peak_lr,
-        warmup_steps=min(steps // 10, 500), alpha=0.01)
-    train_model.compile(
-        optimizer=keras.optimizers.AdamW(schedule, weight_decay=cfg.weight_decay),
-        loss=keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing),
-        metrics=["accuracy"])
+    train_model = compiled_model(cfg, steps, peak_lr)
 
     state_file = run_dir / "checkpoint" / "state.json"
     saved = distribute.from_first(lambda: json.loads(state_file.read_text()) if state_file.exists() else None, cluster)
     state = RunState(run_dir, cfg.patience, saved, write=cluster.first, until=cfg.until, started=started)
     if resume and state.state["epoch"]:
         train_model.optimizer.build(train_model.trainable_variables)
-        if cluster.first:
+        if cluster.processes == 1:
             train_model.load_weights(state.ckpt / "train.weights.h5")
-        distribute.sync_variables(train_model.variables + train_model.optimizer.variables, cluster)
+        else:  # process 0 reads the checkpoint into a model of its own, then hands the values to all
+            values = None
+            if cluster.first:
+                with distribute.local_only():
+                    local = compiled_model(cfg, steps, peak_lr)
+                    local.optimizer.build(local.trainable_variables)
+                    local.load_weights(state.ckpt / "train.weights.h5")
+                    values = [np.asarray(v.value) for v in local.variables + local.optimizer.variables]
+            distribute.sync_variables(train_model.variables + train_model.optimizer.variables, values, cluster)
         say(f"resuming after epoch {state.state['epoch']} of {cfg.epochs}")
     history = state.state["history"]
     reached = bool(cfg.until and history and history[-1]["val_accuracy"] * 100 >= cfg.until)
@@ -308,6 +299,33 @@ def train(cfg: TrainConfig, run_dir: Path, resume: bool = False, say=print) -> d
              "train_digits": len(my_train) * cluster.processes, "steps_per_process": [int(n) for n in steps_done],
              "setup_seconds": round(setup_seconds, 2)}
     return finish(cfg, run_dir, state.state, ds, val_d, seconds, say, extra)
+
+
+def compiled_model(cfg: TrainConfig, steps: int, peak_lr: float):
+    """The model to train: augmentation (training only) then the registry model, compiled with AdamW on
+    a cosine schedule of `steps` steps peaking at `peak_lr`."""
+    import keras
+
+    from edgedigits.train.augment import build_augmenter
+    from edgedigits.train.models import build
+
+    if cfg.init_from:
+        from edgedigits.train.io import load_keras_model
+
+        model = load_keras_model(cfg.init_from)
+    else:
+        model = build(cfg.model)
+    inputs = keras.Input((28, 28, 1), name="digits")
+    x = build_augmenter(cfg.seed, float(cfg.augment))(inputs) if cfg.augment else inputs
+    train_model = keras.Model(inputs, model(x), name="trainer")
+    schedule = keras.optimizers.schedules.CosineDecay(
+        peak_lr * 0.1, decay_steps=steps, warmup_target=peak_lr,
+        warmup_steps=min(steps // 10, 500), alpha=0.01)
+    train_model.compile(
+        optimizer=keras.optimizers.AdamW(schedule, weight_decay=cfg.weight_decay),
+        loss=keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing),
+        metrics=["accuracy"])
+    return train_model
 
 
 def time_to_accuracy(history: list[dict], percent: float) -> dict | None:
