@@ -48,6 +48,6 @@ def table(rows: list[dict], until: float = 0.0) -> str:
                  f" {m.get('images_per_second', 0):>8,.0f} {m['epochs_trained']:>7}  {m['device']}")
         lines.append(line)
     lines.append("s/epoch: median epoch, validation included; first: the first epoch (compilation included); "
-                 "img/s: training digits per second in the median epoch" +
+                 "img/s: training digits per second in the median epoch after the first" +
                  ("; to N%: wall clock from the start of the run (data loading included)" if until else ""))
     return "\n".join(lines)

@@ -354,8 +354,9 @@ def finish(cfg: TrainConfig, run_dir: Path, state: dict, ds: D.Dataset, val_d: D
         **(extra or {}),
     }
     history = state["history"]
-    train_seconds = [h["train_seconds"] for h in history if h.get("train_seconds")]
-    if train_seconds and "train_digits" in metrics:  # the median epoch's training part, validation left out
+    # the median epoch's training part (validation left out), past the first (compilation) when there are more
+    train_seconds = [h["train_seconds"] for h in history[1:] or history if h.get("train_seconds")]
+    if train_seconds and "train_digits" in metrics:
         metrics["images_per_second"] = round(metrics["train_digits"] / float(np.median(train_seconds)), 1)
     if history:
         metrics["first_epoch_seconds"] = history[0]["seconds"]  # compilation included
