@@ -89,12 +89,14 @@ def this_process() -> Cluster:
     return Cluster()
 
 
-def setup(backend: str, devices: int) -> Cluster:
+def setup(backend: str, devices: int, say=print) -> Cluster:
     """Build the device mesh and make it Keras' distribution. `devices`: local devices to use, 0 all."""
     if backend != "jax":
         if devices > 1:
             raise EdgeDigitsError(f"--devices {devices}: data-parallel training needs the JAX backend "
                                   f"(Keras 3 distributes on JAX only); this run uses {backend}: add --backend jax")
+        if _gpu_count(backend) > 1:
+            say(f"note: the {backend} backend trains on one GPU of {_gpu_count(backend)}; --backend jax trains on all")
         return Cluster(device_names=("default",))
     import jax
     import keras
@@ -113,6 +115,19 @@ def setup(backend: str, devices: int) -> Cluster:
         # auto_shard_dataset=False: each process feeds its own shard (`shard`), as NumPy arrays
         keras.distribution.set_distribution(keras.distribution.DataParallel(devices=mesh, auto_shard_dataset=False))
     return cluster
+
+
+def _gpu_count(backend: str) -> int:
+    try:
+        if backend == "tensorflow":
+            import tensorflow as tf
+
+            return len(tf.config.list_physical_devices("GPU"))
+        import torch
+
+        return torch.cuda.device_count()
+    except Exception:  # a broken GPU install: the run goes on, on whatever the backend uses
+        return 0
 
 
 def lr_scale(cluster: Cluster) -> float:

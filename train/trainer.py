@@ -218,7 +218,7 @@ def train(cfg: TrainConfig, run_dir: Path, resume: bool = False, say=print) -> d
     started = time.perf_counter()  # the run's wall clock: imports, data loading and compilation count
     cfg.backend, cfg.device, cfg.mixed_precision = devices.setup(cfg.backend or None)
     saved_devices = (cfg.devices, cfg.processes)
-    cluster = distribute.setup(cfg.backend, cfg.devices)
+    cluster = distribute.setup(cfg.backend, cfg.devices, say)
     if resume and saved_devices[0] and saved_devices != (cluster.local_devices, cluster.processes):
         raise EdgeDigitsError(f"{run_dir}: trained on {saved_devices[0]} device(s) in each of {saved_devices[1]} "
                               f"process(es); resume it on the same (here {cluster.local_devices} x {cluster.processes}): "
