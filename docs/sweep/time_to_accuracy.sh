@@ -3,11 +3,14 @@
 # augmentation, compilation and validation included), read off the run's history.
 #
 # For a machine with one GPU, Python 3.12, JAX with CUDA, no TensorFlow and no network. Run from the
-# repository root, with two ignored folders beside it (list them in .git/info/exclude and carry them):
-#   .whl/    keras==3.15.1 namex==0.1.0 optree==0.20.0 (cp312 manylinux x86_64), the packages Keras
-#            needs that such a machine lacks; absl-py, h5py, ml-dtypes, numpy, packaging, rich,
-#            typing-extensions, matplotlib and pillow are there already
-#   .mnist/  the four MNIST .gz files (train-images-idx3-ubyte.gz and friends)
+# repository root, with two folders that .gitignore ignores, carried along:
+#   .whl/    exactly keras==3.15.1 namex==0.1.0 optree==0.20.0 (cp312 manylinux x86_64), the packages
+#            Keras needs that such a machine lacks; absl-py, h5py, ml-dtypes, numpy, packaging, rich,
+#            typing-extensions, matplotlib and pillow are there already. On the machine with pip:
+#              python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+#                --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --platform manylinux_2_17_x86_64 \
+#                --platform manylinux2014_x86_64 -d .whl keras==3.15.1 namex==0.1.0 optree==0.20.0
+#   .mnist/  the four MNIST .gz files (mkdir .mnist && cp ../shared/data/mnist/*.gz .mnist/)
 # then:  bash docs/sweep/time_to_accuracy.sh      (about 3 to 4 minutes; figures at the end and in $OUT)
 #
 # Each configuration stops as soon as validation accuracy reaches UNTIL, so a fast one is cheap; the
