@@ -35,14 +35,16 @@ def _free_port() -> int:
 
 def _matches(run, reference):
     """The same training within noise: the same global batch, steps and learning rate; only the order
-    of floating-point sums differs (and, across processes, the shuffling of each shard)."""
+    of floating-point sums differs (and, across processes, the shuffling of each shard). Compared over
+    the epochs `run` trained."""
     a, b = _history(run), _history(reference)
-    assert [r["epoch"] for r in a] == [r["epoch"] for r in b]
+    assert [r["epoch"] for r in a] == [r["epoch"] for r in b][: len(a)]
     for x, y in zip(a, b):
         assert abs(x["loss"] - y["loss"]) < 0.1, (a, b)
         assert x["learning_rate"] == pytest.approx(y["learning_rate"], rel=1e-5)
     ma, mb = (json.loads((d / "metrics.json").read_text()) for d in (run, reference))
-    assert abs(ma["val_accuracy"] - mb["val_accuracy"]) < 0.15, (ma, mb)  # 200 digits, 2 epochs
+    if len(a) == len(b):
+        assert abs(ma["val_accuracy"] - mb["val_accuracy"]) < 0.15, (ma, mb)  # 200 digits, 2 epochs
     return ma
 
 
@@ -57,18 +59,25 @@ def one_device(tmp_path_factory):
 
 
 def test_two_devices_split_each_batch_and_match_one(one_device, tmp_path):
-    out = tmp_path / "two"
-    code, stdout, err = run_cli(*RUN, "--batch-size", "32", "--out", str(out), env=TWO_HOST_DEVICES)
+    """Through `benchmark train`, which then also shows time to accuracy: every device JAX sees is used
+    (two here), 32 digits each; --until 1 is reached after the first epoch, which stops the run."""
+    code, out, err = run_cli("benchmark", "train", "--model", "tiny", "--data", "sample", "--limit", "1000",
+                             "--epochs", "2", "--batch-size", "32", "--until", "1", "--json", str(tmp_path / "t.json"),
+                             env=TWO_HOST_DEVICES, cwd=tmp_path)
     assert code == 0, err
-    assert "data parallel: 2 devices, 32 digits each, global batch 64" in stdout
-    m = _matches(out, one_device)
+    assert "data parallel: 2 devices, 32 digits each, global batch 64" in out
+    assert "reached --until 1%" in out and "to 1%" in out and "2 x CPU" in out
+    row, = json.loads((tmp_path / "t.json").read_text())["rows"]
+    run = tmp_path / row["run_dir"]
+    m = _matches(run, one_device)  # its one epoch against the one-device run's first
     assert m["devices"] == 2 and m["mesh"] == ["cpu:0", "cpu:1"] and m["global_batch"] == 64
     assert m["peak_learning_rate"] == pytest.approx(3e-3 * 2**0.5)
-    one = json.loads((one_device / "metrics.json").read_text())
-    assert m["steps_per_process"] == one["steps_per_process"] == [2 * 16]  # 1,000 digits / 64, twice
-    assert m["device"].startswith("2 x CPU") and json.loads((out / "config.json").read_text())["devices"] == 2
-    rows = _history(out)
-    assert 0 < rows[0]["wall_seconds"] < rows[1]["wall_seconds"] and rows[1]["train_seconds"] <= rows[1]["seconds"]
+    assert m["steps_per_process"] == [16] and m["epochs_trained"] == 1  # 1,000 digits / 64; stopped at --until
+    assert m["time_to_accuracy"] == {"percent": 1.0, "epoch": 1, "wall_seconds": _history(run)[0]["wall_seconds"]}
+    assert m["images_per_second"] > 0 and m["first_epoch_seconds"] > 0 and m["setup_seconds"] > 0
+    assert json.loads((run / "config.json").read_text())["devices"] == 2
+    one = _history(one_device)
+    assert 0 < one[0]["wall_seconds"] < one[1]["wall_seconds"] and one[1]["train_seconds"] <= one[1]["seconds"]
 
     # the model is a plain single-device model: it loads under TensorFlow and converts
     import keras
@@ -76,9 +85,9 @@ def test_two_devices_split_each_batch_and_match_one(one_device, tmp_path):
     from edgedigits.convert.convert import ConvertConfig, convert
 
     assert keras.backend.backend() == "tensorflow"
-    converted = convert(out / "model.keras", tmp_path / "c", ConvertConfig(data="sample", formats=["tflite_fp32"],
-                        calibration_size=50, check_limit=200, tolerance_pp=100), say=lambda *_: None)
-    manifest, passed = converted
+    manifest, passed = convert(run / "model.keras", tmp_path / "c", ConvertConfig(
+        data="sample", formats=["tflite_fp32"], calibration_size=50, check_limit=200, tolerance_pp=100),
+        say=lambda *_: None)
     assert passed and manifest.is_file() and (tmp_path / "c" / "tiny.fp32.tflite").is_file()
 
 
@@ -153,15 +162,3 @@ def test_time_to_accuracy_is_read_off_the_history():
                {"epoch": 3, "val_accuracy": 0.9970, "wall_seconds": 18.0}]
     assert time_to_accuracy(history, 99.6) == {"percent": 99.6, "epoch": 2, "wall_seconds": 15.5}
     assert time_to_accuracy(history, 99.8) is None
-
-
-def test_benchmark_train_stops_at_until_and_reports_the_time(tmp_path):
-    code, out, err = run_cli("benchmark", "train", "--model", "tiny", "--data", "sample", "--limit", "300",
-                             "--epochs", "3", "--until", "1", "--json", str(tmp_path / "t.json"),
-                             env={"KERAS_BACKEND": "jax"}, cwd=tmp_path)
-    assert code == 0, err
-    assert "reached --until 1%" in out and "to 1%" in out
-    row, = json.loads((tmp_path / "t.json").read_text())["rows"]
-    assert row["model"] == "tiny" and row["epochs_trained"] == 1  # 1% is reached at once: stopped
-    assert row["time_to_accuracy"]["epoch"] == 1 and row["time_to_accuracy"]["wall_seconds"] > 0
-    assert row["images_per_second"] > 0 and row["first_epoch_seconds"] > 0
