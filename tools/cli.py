@@ -19,7 +19,7 @@ APPLIES = {
     "camera": {"--model", "--manifest", "--threads", "--target", "--json", "--frames", "--digits", "--codec"},
     "web": {"--model", "--manifest", "--json"},  # one WebAssembly thread in headless Chromium, for a fixed time
     "photos": {"--model", "--manifest", "--threads", "--target", "--json", "--markdown", "--plot", "--single"},
-    "train": {"--data", "--limit", "--epochs", "--json"},
+    "train": {"--model", "--data", "--limit", "--epochs", "--until", "--batch-size", "--devices", "--json"},
 }
 
 
@@ -45,6 +45,7 @@ def register(make, sub) -> None:
           edgedigits benchmark photos DIR --json p.json --markdown p.md --plot confusion.png
           edgedigits benchmark web                               # the phone web app in headless Chromium
           edgedigits benchmark train                             # train every registry model, report figures
+          edgedigits benchmark train --model standard --until 99.6   # wall time to 99.6% validation accuracy
 
         Rows run one after another, each in a fresh process. A gate that fails exits 1 after the table.
         --compare checks accuracy, and latency as the ratio to Keras measured in the same run.
@@ -55,7 +56,8 @@ def register(make, sub) -> None:
                    help="a manifest (or its folder); 'camera', 'web', 'train' or 'photos' for those benchmarks; "
                         "default: the shipped model")
     p.add_argument("folder", nargs="?", type=Path, metavar="DIR", help="photos: the folder with labels.csv")
-    p.add_argument("--model", default="standard", choices=["standard", "tiny"], help="which shipped model, without a manifest")
+    p.add_argument("--model", choices=["standard", "tiny"],
+                   help="which shipped model, without a manifest (default: standard); train: only this model (default: every one)")
     p.add_argument("--data", default=d.data, help="test digits: full MNIST's test set when cached (auto), else the bundled sample's")
     p.add_argument("--limit", type=int, default=d.limit, help="use at most this many test digits")
     p.add_argument("--threads", type=int, default=d.threads)
@@ -74,6 +76,10 @@ def register(make, sub) -> None:
     p.add_argument("--codec", default="IYUV", choices=["IYUV", "MJPG"],
                    help="camera: the video's codec: raw YUV as a webcam streams 640x480, or Motion JPEG")
     p.add_argument("--epochs", type=int, default=0, help="train: epochs per model (default: each model's recipe)")
+    p.add_argument("--until", type=float, default=0.0, metavar="PERCENT",
+                   help="train: report the wall time until validation accuracy first reaches PERCENT, and stop there")
+    p.add_argument("--batch-size", type=int, default=0, help="train: digits per step on each device (default: the training default)")
+    p.add_argument("--devices", type=int, default=0, help="train: devices to train on (JAX; default: every one)")
     p.add_argument("--quiet", "-q", action="store_true", help="MANIFEST: no progress bar and no per-row lines, only the table")
     for action in p._actions:  # every option with a value notes when it is given
         if action.option_strings and action.nargs != 0:
@@ -107,18 +113,21 @@ def run_benchmark(args) -> int:
     if args.what == "train":
         from edgedigits.tools.train_bench import train_benchmark
 
-        report = train_benchmark(args.data, args.epochs, args.limit)
-        report.update(command=command, options={"data": args.data, "epochs": args.epochs, "limit": args.limit})
+        report = train_benchmark(args.data, args.epochs, args.limit, models=[args.model] if args.model else None,
+                                 until=args.until, batch_size=args.batch_size, devices=args.devices)
+        report.update(command=command, options={"data": args.data, "epochs": args.epochs, "limit": args.limit,
+                                                "model": args.model, "until": args.until,
+                                                "batch_size": args.batch_size, "devices": args.devices})
         if args.json:
             _write(args.json, json.dumps(report, indent=1))
         return 0
-    manifest = args.manifest or shipped_manifest(args.model) if args.what in ("", "camera", "web") else Path(args.what)
+    manifest = args.manifest or shipped_manifest(args.model or "standard") if args.what in ("", "camera", "web") else Path(args.what)
     with tempfile.TemporaryDirectory(prefix="edgedigits-bench-") as work:
         if args.what == "web":
             from edgedigits.tools.web_bench import web_benchmark
 
             report = web_benchmark(manifest, Path(work))
-            report.update(command=command, options={"model": str(args.manifest or args.model), "seconds": report["seconds"],
+            report.update(command=command, options={"model": str(args.manifest or args.model or "standard"), "seconds": report["seconds"],
                                                     "formats": [r["format"] for r in report["rows"]]})
             if args.json:
                 _write(args.json, json.dumps(report, indent=1))
@@ -128,7 +137,7 @@ def run_benchmark(args) -> int:
 
             report = camera_benchmark(manifest, Path(work), args.frames, args.digits, args.threads,
                                       target=args.target, codec=args.codec)
-            report.update(command=command, options={"model": str(args.manifest or args.model), "frames": args.frames, "digits": args.digits,
+            report.update(command=command, options={"model": str(args.manifest or args.model or "standard"), "frames": args.frames, "digits": args.digits,
                                                     "threads": args.threads, "target": args.target, "codec": args.codec})
             if args.json:
                 _write(args.json, json.dumps(report, indent=1))
@@ -155,9 +164,9 @@ def _photos(args, command: str) -> int:
 
     if not args.folder:
         raise EdgeDigitsError("benchmark photos: give the folder, e.g. `edgedigits benchmark photos photos/`")
-    report = P.photo_benchmark(args.folder, args.manifest or shipped_manifest(args.model), args.target, args.threads,
+    report = P.photo_benchmark(args.folder, args.manifest or shipped_manifest(args.model or "standard"), args.target, args.threads,
                                args.single)
-    report.update(command=command, options={"model": str(args.manifest or args.model), "threads": args.threads,
+    report.update(command=command, options={"model": str(args.manifest or args.model or "standard"), "threads": args.threads,
                                             "target": args.target, "single": args.single})
     _save(args, report, P.markdown, P.plot)
     return 0
@@ -184,6 +193,11 @@ def _check_benchmark(args) -> dict | None:
     checks.at_least("--frames", args.frames, 1)
     checks.at_least("--digits", args.digits, 1)
     checks.at_least("--epochs", args.epochs, 0)
+    checks.at_least("--batch-size", args.batch_size, 0)
+    checks.at_least("--devices", args.devices, 0)
+    checks.finite("--until", args.until, 0)
+    if args.until > 100:
+        raise EdgeDigitsError(f"--until {args.until}: a validation accuracy in percent, at most 100")
     checks.finite("--min-accuracy", args.min_accuracy, 0)
     checks.finite("--max-drop", args.max_drop, 0)
     for option in ("json", "markdown", "plot"):

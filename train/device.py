@@ -1,7 +1,8 @@
 """Pick the Keras backend and the device before Keras is imported.
 
 A GPU is used whenever one is visible: TensorFlow's, or JAX's or PyTorch's on a machine where
-TensorFlow has no GPU support. Mixed precision is switched on for GPUs only.
+TensorFlow has no GPU support; JAX's when it sees several (only JAX trains on several, distribute.py).
+Mixed precision is switched on for GPUs only.
 """
 
 from __future__ import annotations
@@ -57,11 +58,22 @@ def choose_backend(requested: str | None) -> tuple[str, str | None]:
     installed = [b for b in BACKENDS if _installed(b)]
     if not installed:
         raise EdgeDigitsError("no Keras backend installed: pip install 'edgedigits[train]'")
+    if "jax" in installed and jax_gpu_count() > 1:  # only JAX trains on all of them (distribute.py)
+        return "jax", gpu_name("jax")
     for b in installed:
         name = gpu_name(b)
         if name:
             return b, name
     return installed[0], None
+
+
+def jax_gpu_count() -> int:
+    try:
+        import jax
+
+        return sum(d.platform == "gpu" for d in jax.local_devices())
+    except Exception:  # a broken GPU install: no GPU
+        return 0
 
 
 def setup(requested: str | None = None) -> tuple[str, str, bool]:

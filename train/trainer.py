@@ -3,7 +3,9 @@
 A run folder holds:
     model.keras        the best model by validation loss (plain Keras layers, loads in safe mode)
     config.json        the TrainConfig, so `--resume` and readers know how it was made
-    history.csv        per-epoch loss, accuracy, val_loss, val_accuracy, learning rate, seconds
+    history.csv        per-epoch loss, accuracy, val_loss, val_accuracy, learning rate, seconds (the
+                       epoch, and its training part), wall_seconds (since the run started, data
+                       loading and compilation included: time to accuracy is read off this column)
     curves.png         training and validation loss and accuracy per epoch
     confusion.png      confusion matrix on the validation split
     metrics.json       final figures (validation, and test when a test set exists)
@@ -11,6 +13,7 @@ A run folder holds:
     checkpoint/        last epoch's weights and optimizer state, for `--resume`
 
 Every file is written to a temporary name and renamed, so a killed run leaves complete files only.
+On several devices or hosts (distribute.py) every process trains; process 0 alone writes the folder.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from edgedigits.atomic import atomic_write
 from edgedigits.contract import to_float  # (N, 28, 28) uint8 -> (N, 28, 28, 1) float32: the model's input
 from edgedigits.errors import EdgeDigitsError
 from edgedigits.train import data as D
+from edgedigits.train import distribute
 
 
 @dataclass
@@ -45,6 +49,9 @@ class TrainConfig:
     augment: float | None = None  # augmentation strength, 0 none; None: the model's recipe
     limit: int = 0  # use only this many training digits (0: all), for quick runs
     init_from: str = ""  # fine-tune this .keras model instead of building `model` afresh
+    devices: int = 0  # devices per process (data parallel, JAX); 0: every local one. Filled in with the count used
+    processes: int = 1  # filled in: processes (hosts) that trained together
+    until: float = 0.0  # stop once validation accuracy reaches this many percent (0: train every epoch)
     backend: str = ""  # filled in with the backend that ran
     device: str = ""
     mixed_precision: bool = False
@@ -63,49 +70,75 @@ SAMPLE_EPOCHS = 30  # the bundled sample is a tenth of MNIST: its default run ta
 class RunState:
     """Per-epoch bookkeeping that survives SIGKILL: history, best model, checkpoint, early stop."""
 
-    def __init__(self, run_dir: Path, patience: int):
+    def __init__(self, run_dir: Path, patience: int, state: dict | None = None, *, write: bool = True,
+                 until: float = 0.0, started: float | None = None):
+        """`state`: the checkpoint's state.json when resuming. `write`: False in processes other than 0,
+        which keep the same state (the same early stop) but write nothing. `started`: perf_counter()
+        when the run (this session of it) started, for the history's wall clock."""
         import keras
 
         self.run_dir = run_dir
-        self.patience = patience
+        self.patience, self.write, self.until = patience, write, until
         self.ckpt = run_dir / "checkpoint"
-        self.ckpt.mkdir(exist_ok=True)
-        state_file = self.ckpt / "state.json"
-        self.state = json.loads(state_file.read_text()) if state_file.exists() else {
-            "epoch": 0, "best_val_loss": float("inf"), "best_epoch": 0, "wait": 0, "history": []}
+        if write:
+            self.ckpt.mkdir(exist_ok=True)
+        self.state = state or {"epoch": 0, "best_val_loss": float("inf"), "best_epoch": 0, "wait": 0, "history": []}
+        self.started = time.perf_counter() if started is None else started
+        # a resumed run's wall clock goes on from where the last session's stopped
+        self.wall_before = self.state["history"][-1].get("wall_seconds", 0.0) if self.state["history"] else 0.0
+        self.steps = 0  # training steps this process ran, this session
 
         outer = self
 
         class _Callback(keras.callbacks.Callback):
             def on_epoch_begin(self, epoch, logs=None):
-                self.t0 = time.perf_counter()
+                self.t0 = self.t_val = time.perf_counter()
+
+            def on_train_batch_end(self, batch, logs=None):
+                outer.steps += 1
+
+            def on_test_begin(self, logs=None):  # validation at the end of an epoch
+                self.t_val = time.perf_counter()
 
             def on_epoch_end(self, epoch, logs=None):
-                outer.epoch_end(self.model, epoch, dict(logs or {}), time.perf_counter() - self.t0)
+                now = time.perf_counter()
+                outer.epoch_end(self.model, epoch, dict(logs or {}), now - self.t0, self.t_val - self.t0)
 
         self.callback = _Callback()
 
-    def epoch_end(self, train_model, epoch: int, logs: dict, seconds: float) -> None:
+    def epoch_end(self, train_model, epoch: int, logs: dict, seconds: float, train_seconds: float = 0.0) -> None:
         base = train_model.layers[-1]  # the model being trained, without the augmentation
         opt = train_model.optimizer
         row = {"epoch": epoch + 1, "loss": logs.get("loss"), "accuracy": logs.get("accuracy"),
                "val_loss": logs.get("val_loss"), "val_accuracy": logs.get("val_accuracy"),
-               "learning_rate": float(np.asarray(opt.learning_rate)), "seconds": round(seconds, 2)}
+               "learning_rate": float(np.asarray(opt.learning_rate)), "seconds": round(seconds, 2),
+               "train_seconds": round(train_seconds, 2) if train_seconds > 0 else round(seconds, 2),
+               "wall_seconds": round(self.wall_before + time.perf_counter() - self.started, 2)}
         s = self.state
         s["history"].append(row)
-        if row["val_loss"] < s["best_val_loss"]:
+        better = row["val_loss"] < s["best_val_loss"]
+        if better:
             s.update(best_val_loss=row["val_loss"], best_epoch=epoch + 1, wait=0)
-            atomic_write(self.run_dir / "model.keras", lambda p: save_plain(base, p))
         else:
             s["wait"] += 1
         s["epoch"] = epoch + 1
-        # weights first, then the state that points at them: a kill between the two loses one epoch
-        atomic_write(self.ckpt / "train.weights.h5", train_model.save_weights)
-        atomic_write(self.ckpt / "state.json", lambda p: p.write_text(json.dumps(s, indent=1)))
-        write_history(self.run_dir / "history.csv", s["history"])
-        if s["wait"] >= self.patience:
-            print(f"early stop: validation loss has not improved for {self.patience} epochs "
-                  f"(best {s['best_val_loss']:.4f} at epoch {s['best_epoch']})")
+        if self.write:
+            with distribute.local_only():  # this process alone: no collective operations
+                if better:
+                    atomic_write(self.run_dir / "model.keras", lambda p: save_plain(base, p))
+                # weights first, then the state that points at them: a kill between the two loses one epoch
+                atomic_write(self.ckpt / "train.weights.h5", train_model.save_weights)
+            atomic_write(self.ckpt / "state.json", lambda p: p.write_text(json.dumps(s, indent=1)))
+            write_history(self.run_dir / "history.csv", s["history"])
+        if self.until and row["val_accuracy"] * 100 >= self.until:
+            if self.write:
+                print(f"validation accuracy {row['val_accuracy']:.2%} reached --until {self.until:g}% "
+                      f"after {row['wall_seconds']:.1f} s (epoch {epoch + 1}); stopping")
+            train_model.stop_training = True
+        elif s["wait"] >= self.patience:
+            if self.write:
+                print(f"early stop: validation loss has not improved for {self.patience} epochs "
+                      f"(best {s['best_val_loss']:.4f} at epoch {s['best_epoch']})")
             train_model.stop_training = True
 
 
@@ -137,7 +170,8 @@ def _float32_config(cfg):
 def write_history(path: Path, rows: list[dict]) -> None:
     def write(p):
         with open(p, "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=list(rows[0]))
+            # every column any row has: a run resumed by a newer version gains columns
+            w = csv.DictWriter(f, fieldnames=list(dict.fromkeys(k for r in rows for k in r)))
             w.writeheader()
             w.writerows(rows)
 
@@ -174,19 +208,31 @@ def prepare_data(cfg: TrainConfig, say=print):
 
 
 def train(cfg: TrainConfig, run_dir: Path, resume: bool = False, say=print) -> dict:
-    """Train (or resume) one run in `run_dir`; returns the metrics that metrics.json holds."""
+    """Train (or resume) one run in `run_dir`; returns the metrics that metrics.json holds.
+
+    On several processes (distribute.initialize called first) every process calls this; process 0
+    writes the run folder and returns the metrics, the others return what they did."""
     from edgedigits.train import device as devices
 
+    started = time.perf_counter()  # the run's wall clock: imports, data loading and compilation count
     ds, train_d, val_d = prepare_data(cfg, say)  # bad data fails here, before the heavy imports
     cfg.backend, cfg.device, cfg.mixed_precision = devices.setup(cfg.backend or None)
+    saved_devices = (cfg.devices, cfg.processes)
+    cluster = distribute.setup(cfg.backend, cfg.devices, say)
+    if resume and saved_devices[0] and saved_devices != (cluster.local_devices, cluster.processes):
+        raise EdgeDigitsError(f"{run_dir}: trained on {saved_devices[0]} device(s) in each of {saved_devices[1]} "
+                              f"process(es); resume it on the same (here {cluster.local_devices} x {cluster.processes}): "
+                              "the global batch and learning rate depend on the count")
+    cfg.devices, cfg.processes = cluster.local_devices, cluster.processes
+    if cluster.devices > 1:
+        cfg.device = f"{cluster.devices} x {cfg.device}" + (f" in {cluster.processes} processes" if cluster.processes > 1 else "")
+    if not cluster.first:
+        say = lambda *_: None  # noqa: E731  process 0 speaks for all
     import keras
-
-    from edgedigits.train.augment import build_augmenter
-    from edgedigits.train.models import build
 
     say(f"training '{cfg.model}' on {cfg.device} (Keras {keras.__version__}, {cfg.backend} backend"
         f"{', mixed precision' if cfg.mixed_precision else ''})")
-    keras.utils.set_random_seed(cfg.seed)
+    keras.utils.set_random_seed(cfg.seed)  # the same in every process: the replicas start equal
     cfg.data_source, cfg.data_sha256 = ds.train.source, ds.train.sha256()
     known = D.KNOWN_DATA.get(cfg.data_sha256) or (D.MNIST_DATA if cfg.data_source == D.SAMPLE_SOURCE else None)
     cfg.labels = D.check_class_names(cfg.labels, "--labels") if cfg.labels else \
@@ -197,9 +243,85 @@ def train(cfg: TrainConfig, run_dir: Path, resume: bool = False, say=print) -> d
         + (f" ({cfg.data_name})" if cfg.data_name else ""))
     if cfg.labels != list(D.DIGIT_CLASSES):
         say(f"classes: {', '.join(cfg.labels)}")
+    # this process's share; with one process and one device, all of it
+    my_train = train_d.subset(distribute.shard(len(train_d), cluster))
+    my_val = val_d.subset(distribute.shard(len(val_d), cluster))
+    batch = cfg.batch_size * cluster.local_devices  # this process's part of the global batch
+    peak_lr = cfg.learning_rate * distribute.lr_scale(cluster)
+    if cluster.devices > 1:
+        say(f"data parallel: {cluster.devices} devices, {cfg.batch_size} digits each, global batch "
+            f"{cfg.batch_size * cluster.devices}; peak learning rate {cfg.learning_rate:g} x sqrt({cluster.devices}) "
+            f"= {peak_lr:.3g}; {len(my_train)} training digits per process")
 
-    run_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write(run_dir / "config.json", lambda p: p.write_text(json.dumps(asdict(cfg), indent=1)))
+    if cluster.first:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write(run_dir / "config.json", lambda p: p.write_text(json.dumps(asdict(cfg), indent=1)))
+
+    steps = int(np.ceil(len(my_train) / batch)) * cfg.epochs
+    train_model = compiled_model(cfg, steps, peak_lr)
+
+    state_file = run_dir / "checkpoint" / "state.json"
+    saved = distribute.from_first(lambda: json.loads(state_file.read_text()) if state_file.exists() else None, cluster)
+    state = RunState(run_dir, cfg.patience, saved, write=cluster.first, until=cfg.until, started=started)
+    if resume and state.state["epoch"]:
+        train_model.optimizer.build(train_model.trainable_variables)
+        if cluster.processes == 1:
+            load_checkpoint(train_model, state.ckpt / "train.weights.h5")
+        else:  # process 0 reads the checkpoint into a model of its own, then hands the values to all
+            values = None
+            if cluster.first:
+                with distribute.local_only():
+                    local = compiled_model(cfg, steps, peak_lr)
+                    local.optimizer.build(local.trainable_variables)
+                    load_checkpoint(local, state.ckpt / "train.weights.h5")
+                    values = [np.asarray(v.value) for v in local.variables + local.optimizer.variables]
+            distribute.sync_variables(train_model.variables + train_model.optimizer.variables, values, cluster)
+        say(f"resuming after epoch {state.state['epoch']} of {cfg.epochs}")
+    history = state.state["history"]
+    reached = bool(cfg.until and history and history[-1]["val_accuracy"] * 100 >= cfg.until)
+    done = state.state["wait"] >= cfg.patience or state.state["epoch"] >= cfg.epochs or reached
+    if done:
+        say("this run had already finished training")
+
+    # (N, 28, 28, 1) float32 and (N, 10) one-hot: this process's shard
+    x_train, y_train = to_float(my_train.images), keras.utils.to_categorical(my_train.labels, 10)
+    x_val, y_val = to_float(my_val.images), keras.utils.to_categorical(my_val.labels, 10)
+    t0 = time.perf_counter()
+    setup_seconds = t0 - started
+    if not done:
+        train_model.fit(x_train, y_train, validation_data=(x_val, y_val), batch_size=batch,
+                        epochs=cfg.epochs, initial_epoch=state.state["epoch"], shuffle=True,
+                        callbacks=[state.callback], verbose=(1 if sys.stdout.isatty() else 2) if cluster.first else 0)
+    seconds = time.perf_counter() - t0
+    steps_done = distribute.gather(state.steps, cluster)  # measured in each process, not assumed
+    if cluster.devices > 1:
+        keras.distribution.set_distribution(None)  # process 0 evaluates alone, on its own devices
+    if not cluster.first:
+        print(f"process {cluster.process} of {cluster.processes}: {state.steps} training steps on its "
+              f"{len(my_train)} digits in {seconds:.1f} s; process 0 writes the run folder")
+        return {"process": cluster.process, "steps": state.steps, "train_digits": len(my_train)}
+    extra = {"devices": cluster.devices, "processes": cluster.processes, "mesh": list(cluster.device_names),
+             "global_batch": cfg.batch_size * cluster.devices, "peak_learning_rate": peak_lr,
+             "train_digits": len(my_train) * cluster.processes, "steps_per_process": [int(n) for n in steps_done],
+             "setup_seconds": round(setup_seconds, 2)}
+    return finish(cfg, run_dir, state.state, ds, val_d, seconds, say, extra)
+
+
+def load_checkpoint(model, path: Path) -> None:
+    try:
+        model.load_weights(path)
+    except Exception as e:  # a damaged or foreign checkpoint: h5py and Keras raise many types
+        raise EdgeDigitsError(f"{path}: cannot load the checkpoint ({type(e).__name__}: "
+                              f"{str(e).splitlines()[0][:200] if str(e) else ''}); start a new run with --out") from None
+
+
+def compiled_model(cfg: TrainConfig, steps: int, peak_lr: float):
+    """The model to train: augmentation (training only) then the registry model, compiled with AdamW on
+    a cosine schedule of `steps` steps peaking at `peak_lr`."""
+    import keras
+
+    from edgedigits.train.augment import build_augmenter
+    from edgedigits.train.models import build
 
     if cfg.init_from:
         from edgedigits.train.io import load_keras_model
@@ -210,41 +332,26 @@ def train(cfg: TrainConfig, run_dir: Path, resume: bool = False, say=print) -> d
     inputs = keras.Input((28, 28, 1), name="digits")
     x = build_augmenter(cfg.seed, float(cfg.augment))(inputs) if cfg.augment else inputs
     train_model = keras.Model(inputs, model(x), name="trainer")
-
-    steps = int(np.ceil(len(train_d) / cfg.batch_size)) * cfg.epochs
     schedule = keras.optimizers.schedules.CosineDecay(
-        cfg.learning_rate * 0.1, decay_steps=steps, warmup_target=cfg.learning_rate,
+        peak_lr * 0.1, decay_steps=steps, warmup_target=peak_lr,
         warmup_steps=min(steps // 10, 500), alpha=0.01)
     train_model.compile(
         optimizer=keras.optimizers.AdamW(schedule, weight_decay=cfg.weight_decay),
         loss=keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing),
         metrics=["accuracy"])
+    return train_model
 
-    state = RunState(run_dir, cfg.patience)
-    if resume and state.state["epoch"]:
-        train_model.optimizer.build(train_model.trainable_variables)
-        try:
-            train_model.load_weights(state.ckpt / "train.weights.h5")
-        except Exception as e:  # a damaged or foreign checkpoint: h5py and Keras raise many types
-            raise EdgeDigitsError(f"{state.ckpt / 'train.weights.h5'}: cannot load the checkpoint "
-                                  f"({type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}); "
-                                  f"start a new run with --out") from None
-        say(f"resuming after epoch {state.state['epoch']} of {cfg.epochs}")
-    if state.state["wait"] >= cfg.patience or state.state["epoch"] >= cfg.epochs:
-        say("this run had already finished training")
 
-    x_train, y_train = to_float(train_d.images), keras.utils.to_categorical(train_d.labels, 10)
-    x_val, y_val = to_float(val_d.images), keras.utils.to_categorical(val_d.labels, 10)
-    t0 = time.perf_counter()
-    if state.state["epoch"] < cfg.epochs and state.state["wait"] < cfg.patience:
-        train_model.fit(x_train, y_train, validation_data=(x_val, y_val), batch_size=cfg.batch_size,
-                        epochs=cfg.epochs, initial_epoch=state.state["epoch"], shuffle=True,
-                        callbacks=[state.callback], verbose=1 if sys.stdout.isatty() else 2)
-    return finish(cfg, run_dir, state.state, ds, val_d, time.perf_counter() - t0, say)
+def time_to_accuracy(history: list[dict], percent: float) -> dict | None:
+    """The first epoch whose validation accuracy reached `percent`, and the wall clock then."""
+    for row in history:
+        if row["val_accuracy"] * 100 >= percent and row.get("wall_seconds") is not None:
+            return {"percent": percent, "epoch": row["epoch"], "wall_seconds": row["wall_seconds"]}
+    return None
 
 
 def finish(cfg: TrainConfig, run_dir: Path, state: dict, ds: D.Dataset, val_d: D.Digits,
-           seconds: float, say=print) -> dict:
+           seconds: float, say=print, extra: dict | None = None) -> dict:
     """Evaluate the best model and write curves, confusion matrix, metrics and model card."""
     from edgedigits.train import report
     from edgedigits.train.io import load_keras_model
@@ -264,7 +371,19 @@ def finish(cfg: TrainConfig, run_dir: Path, state: dict, ds: D.Dataset, val_d: D
         "val_digits": len(val_d),
         "seconds_per_epoch": float(np.median([h["seconds"] for h in state["history"]])),
         "device": cfg.device, "backend": cfg.backend, "train_seconds_this_session": round(seconds, 1),
+        **(extra or {}),
     }
+    history = state["history"]
+    # the median epoch's training part (validation left out), past the first (compilation) when there are more
+    train_seconds = [h["train_seconds"] for h in history[1:] or history if h.get("train_seconds")]
+    if train_seconds and "train_digits" in metrics:
+        metrics["images_per_second"] = round(metrics["train_digits"] / float(np.median(train_seconds)), 1)
+    if history:
+        metrics["first_epoch_seconds"] = history[0]["seconds"]  # compilation included
+    if history and history[-1].get("wall_seconds") is not None:
+        metrics["wall_seconds"] = history[-1]["wall_seconds"]
+    if cfg.until:
+        metrics["time_to_accuracy"] = time_to_accuracy(history, cfg.until)
     if ds.test is not None and ds.test.labels is not None:  # final report only
         metrics["test_accuracy"] = float(np.mean(predict(best, ds.test.images) == ds.test.labels))
         metrics["test_digits"] = len(ds.test)

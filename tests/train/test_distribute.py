@@ -1,0 +1,164 @@
+"""Data-parallel training without a GPU: two XLA host devices in one process, and two processes on
+127.0.0.1 (JAX's CPU collectives). Each is a short run on the bundled sample, checked against a
+single-device run of the same global batch and learning rate, and its model loads under TensorFlow."""
+
+import csv
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from tests.conftest import run_cli
+
+pytest.importorskip("jax")
+
+# tiny on 1,000 digits, 2 epochs; per device 32 digits, so the global batch is 64 on two devices
+RUN = ["train", "--backend", "jax", "--model", "tiny", "--data", "sample", "--limit", "1000", "--epochs", "2"]
+TWO_HOST_DEVICES = {"XLA_FLAGS": "--xla_force_host_platform_device_count=2", "KERAS_BACKEND": "jax"}
+
+
+def _history(run_dir):
+    return [{k: float(v) for k, v in r.items()} for r in csv.DictReader(open(run_dir / "history.csv"))]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _matches(run, reference):
+    """The same training within noise: the same global batch, steps and learning rate; only the order
+    of floating-point sums differs (and, across processes, the shuffling of each shard). Compared over
+    the epochs `run` trained."""
+    a, b = _history(run), _history(reference)
+    assert [r["epoch"] for r in a] == [r["epoch"] for r in b][: len(a)]
+    for x, y in zip(a, b):
+        assert abs(x["loss"] - y["loss"]) < 0.1, (a, b)
+        assert x["learning_rate"] == pytest.approx(y["learning_rate"], rel=1e-5)
+    ma, mb = (json.loads((d / "metrics.json").read_text()) for d in (run, reference))
+    if len(a) == len(b):
+        assert abs(ma["val_accuracy"] - mb["val_accuracy"]) < 0.15, (ma, mb)  # 200 digits, 2 epochs
+    return ma
+
+
+@pytest.fixture(scope="module")
+def one_device(tmp_path_factory):
+    """One device, global batch 64, the learning rate that two devices of 32 train with (3e-3 x sqrt 2)."""
+    out = tmp_path_factory.mktemp("dist") / "one"
+    code, _, err = run_cli(*RUN, "--devices", "1", "--batch-size", "64", "--lr", str(3e-3 * 2**0.5),
+                           "--out", str(out), env=TWO_HOST_DEVICES)
+    assert code == 0, err
+    return out
+
+
+def test_two_devices_split_each_batch_and_match_one(one_device, tmp_path):
+    """Through `benchmark train`, which then also shows time to accuracy: every device JAX sees is used
+    (two here), 32 digits each; --until 1 is reached after the first epoch, which stops the run."""
+    code, out, err = run_cli("benchmark", "train", "--model", "tiny", "--data", "sample", "--limit", "1000",
+                             "--epochs", "2", "--batch-size", "32", "--until", "1", "--json", str(tmp_path / "t.json"),
+                             env=TWO_HOST_DEVICES, cwd=tmp_path)
+    assert code == 0, err
+    assert "data parallel: 2 devices, 32 digits each, global batch 64" in out
+    assert "reached --until 1%" in out and "to 1%" in out and "2 x CPU" in out
+    row, = json.loads((tmp_path / "t.json").read_text())["rows"]
+    run = tmp_path / row["run_dir"]
+    m = _matches(run, one_device)  # its one epoch against the one-device run's first
+    assert m["devices"] == 2 and m["mesh"] == ["cpu:0", "cpu:1"] and m["global_batch"] == 64
+    assert m["peak_learning_rate"] == pytest.approx(3e-3 * 2**0.5)
+    assert m["steps_per_process"] == [16] and m["epochs_trained"] == 1  # 1,000 digits / 64; stopped at --until
+    assert m["time_to_accuracy"] == {"percent": 1.0, "epoch": 1, "wall_seconds": _history(run)[0]["wall_seconds"]}
+    assert m["images_per_second"] > 0 and m["first_epoch_seconds"] > 0 and m["setup_seconds"] > 0
+    assert json.loads((run / "config.json").read_text())["devices"] == 2
+    one = _history(one_device)
+    assert 0 < one[0]["wall_seconds"] < one[1]["wall_seconds"] and one[1]["train_seconds"] <= one[1]["seconds"]
+
+    # the model is a plain single-device model: it loads under TensorFlow and converts
+    import keras
+
+    from edgedigits.convert.convert import ConvertConfig, convert
+
+    assert keras.backend.backend() == "tensorflow"
+    manifest, passed = convert(run / "model.keras", tmp_path / "c", ConvertConfig(
+        data="sample", formats=["tflite_fp32"], calibration_size=50, check_limit=200, tolerance_pp=100),
+        say=lambda *_: None)
+    assert passed and manifest.is_file() and (tmp_path / "c" / "tiny.fp32.tflite").is_file()
+
+
+def test_two_processes_shard_the_data_resume_and_match_one(one_device, tmp_path):
+    """Two processes of one device each (global batch 64): each trains on its half; process 0 alone
+    writes the run folder. Killed after the first epoch and resumed, the other process reading no file."""
+    run_dir, elsewhere = tmp_path / "run", tmp_path / "process1-has-no-folder"
+    # the resumed processes reuse the first ones' compiled steps (JAX's persistent cache): a shorter test
+    env = {**os.environ, "KERAS_BACKEND": "jax", "TF_CPP_MIN_LOG_LEVEL": "3", "XLA_FLAGS": "",
+           "JAX_COMPILATION_CACHE_DIR": str(tmp_path / "jax-cache"), "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0"}
+
+    def start(i, port, *extra):
+        args = ["--coordinator", f"127.0.0.1:{port}", "--num-processes", "2", "--process-id", str(i)]
+        return subprocess.Popen([sys.executable, "-m", "edgedigits", *extra, *args], env=env, text=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+    port = _free_port()
+    procs = [start(i, port, *RUN, "--batch-size", "32", "--out", str(d)) for i, d in enumerate((run_dir, elsewhere))]
+    state = run_dir / "checkpoint" / "state.json"
+    deadline = time.time() + 300
+    while time.time() < deadline and not (state.exists() and json.loads(state.read_text())["epoch"] >= 1):
+        assert all(p.poll() is None for p in procs), [p.communicate()[0][-3000:] for p in procs]
+        time.sleep(0.2)
+    for p in procs:
+        p.send_signal(signal.SIGKILL)
+        p.wait()
+    assert json.loads(state.read_text())["epoch"] == 1 and not elsewhere.exists()
+
+    port = _free_port()
+    procs = [start(i, port, "train", "--resume", str(d)) for i, d in enumerate((run_dir, elsewhere))]
+    outs = [p.communicate(timeout=300)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [o[-3000:] for o in outs]
+    assert "resuming after epoch 1 of 2" in outs[0]
+    assert "process 1 of 2: 16 training steps on its 500 digits" in outs[1]  # its half, epoch 2
+    assert not elsewhere.exists()
+    m = _matches(run_dir, one_device)
+    assert m["processes"] == 2 and m["devices"] == 2 and m["steps_per_process"] == [16, 16]
+    assert m["epochs_trained"] == 2 and m["wall_seconds"] > _history(run_dir)[0]["wall_seconds"]
+
+    import keras
+
+    from edgedigits.train.io import load_keras_model
+
+    assert keras.backend.backend() == "tensorflow"
+    model = load_keras_model(run_dir / "model.keras")
+    probs = model.predict(np.zeros((2, 28, 28, 1), np.float32), verbose=0)
+    np.testing.assert_allclose(probs.sum(axis=1), 1, atol=1e-4)
+
+
+@pytest.mark.parametrize("args, env, message", [
+    (["--backend", "tensorflow", "--devices", "2"], {},
+     "--devices 2: data-parallel training needs the JAX backend (Keras 3 distributes on JAX only); "
+     "this run uses tensorflow: add --backend jax"),
+    (["--backend", "jax", "--devices", "3"], TWO_HOST_DEVICES, "--devices 3: this machine has 2 CPU device(s)"),
+    (["--backend", "tensorflow", "--num-processes", "2"], {}, "training on several processes needs the JAX backend"),
+    (["--backend", "jax", "--num-processes", "2", "--process-id", "0"], {}, "several processes need the coordinator's address"),
+    (["--backend", "jax", "--num-processes", "2", "--coordinator", "127.0.0.1:1", "--process-id", "2"], {},
+     "--process-id 2: must be one of 0..1"),
+])
+def test_distribution_errors_are_one_line(args, env, message, tmp_path):
+    code, out, err = run_cli("train", "--data", "sample", "--limit", "100", "--epochs", "1",
+                             "--out", str(tmp_path / "r"), *args, env=env)
+    assert code == 2, (out, err)
+    assert message in err and "Traceback" not in err
+
+
+def test_time_to_accuracy_is_read_off_the_history():
+    from edgedigits.train.trainer import time_to_accuracy
+
+    history = [{"epoch": 1, "val_accuracy": 0.95, "wall_seconds": 12.0},
+               {"epoch": 2, "val_accuracy": 0.9961, "wall_seconds": 15.5},
+               {"epoch": 3, "val_accuracy": 0.9970, "wall_seconds": 18.0}]
+    assert time_to_accuracy(history, 99.6) == {"percent": 99.6, "epoch": 2, "wall_seconds": 15.5}
+    assert time_to_accuracy(history, 99.8) is None
