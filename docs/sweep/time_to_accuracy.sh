@@ -46,7 +46,7 @@ for c in $CONFIGS; do
   if [ "$n" -gt 1 ] && [ "$elapsed" -gt "$BUDGET" ]; then echo "budget: skipping $c ($elapsed s gone)"; continue; fi
   echo "=== run $n: --epochs $epochs --batch-size $batch --until $UNTIL ($elapsed s gone)"
   timeout "$RUN_LIMIT" python3 -m edgedigits benchmark train --data $W/mnist --model standard $EXTRA \
-    --until "$UNTIL" --epochs "$epochs" --batch-size "$batch" --json "$OUT/tta$n.json" 2>&1 | tee "$OUT/tta$n.log"
+    --until "$UNTIL" --epochs "$epochs" --batch-size "$batch" --json "$OUT/tta$n.json" 2>&1  # ($OUT: at most 8 files come back)
   h=$(ls -dt runs/bench/standard-*/ 2>/dev/null | head -1)
   if [ -n "$h" ]; then
     cp "$h/history.csv" "$OUT/history$n.csv"
