@@ -31,6 +31,7 @@ rm -rf $W/pkg && mkdir -p $W/pkg/edgedigits && cp -r edgedigits/. $W/pkg/edgedig
 for d in train convert deploy tools; do cp -r "$d" "$W/pkg/edgedigits/$d" || exit 1; done
 rm -rf $W/mnist && cp -r .mnist $W/mnist || exit 1
 export PYTHONPATH=$W/pkg:$W/site PYTHONUNBUFFERED=1 KERAS_BACKEND=jax TF_CPP_MIN_LOG_LEVEL=3
+cd "$W"  # not the checkout, whose edgedigits/ folder (without the stages) would shadow the laid-out package
 
 nvidia-smi -L
 python3 - <<'EOF' || exit 1
