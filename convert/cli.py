@@ -38,7 +38,31 @@ def register(make, sub) -> None:
     p.add_argument("--opset", type=int, default=d.opset, help="ONNX opset")
     p.add_argument("--int8-io", choices=["int8", "uint8"], default=d.int8_io, help="input/output dtype of the int8 TFLite models")
     p.add_argument("--explain", action="store_true", help="print the per-layer int8 quantization error")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar and no per-format lines: "
+                   "only notices, failures and the manifest's path")
     p.set_defaults(run=run_convert)
+
+
+# What converting needs beyond a device install (import name -> package name)
+CONVERT_NEEDS = {"tensorflow": "tensorflow", "keras": "keras", "tf2onnx": "tf2onnx", "onnx": "onnx"}
+
+
+def require_convert_libraries() -> None:
+    """Name the extra to install, in place of a ModuleNotFoundError deep in a converter."""
+    import importlib.util
+
+    from edgedigits.errors import EdgeDigitsError
+
+    def installed(mod: str) -> bool:
+        try:
+            return importlib.util.find_spec(mod) is not None
+        except ImportError:
+            return False
+
+    missing = [pkg for mod, pkg in CONVERT_NEEDS.items() if not installed(mod)]
+    if missing:
+        raise EdgeDigitsError(f"converting needs {', '.join(missing)}, not installed here (a deploy-only install): "
+                              f"pip install 'edgedigits[convert]'")
 
 
 def run_convert(args) -> int:
@@ -47,6 +71,7 @@ def run_convert(args) -> int:
     from edgedigits.convert.export import ONNX_OPSETS
     from edgedigits.errors import EdgeDigitsError
 
+    require_convert_libraries()
     if args.calibration_size < 10:
         raise EdgeDigitsError(f"--calibration-size {args.calibration_size}: use at least 10 digits")
     checks.at_least("--check-limit", args.check_limit, 0)
@@ -59,6 +84,15 @@ def run_convert(args) -> int:
     check_out(args.out)
     cfg = ConvertConfig(formats=args.formats, data=args.data, calibration_size=args.calibration_size,
                         check_split=args.check_split, check_limit=args.check_limit, tolerance_pp=args.tolerance,
-                        opset=args.opset, int8_io=args.int8_io, explain=args.explain)
-    _, ok = convert(args.model, args.out, cfg)
+                        opset=args.opset, int8_io=args.int8_io, explain=args.explain, quiet=args.quiet)
+    say = print
+    if args.quiet:  # for scripts: what needs attention, and where the result is
+        say = lambda msg: print(msg) if str(msg).startswith(("notice", "manifest:")) else None  # noqa: E731
+    manifest, ok = convert(args.model, args.out, cfg, say=say)
+    if not ok and args.quiet:
+        import json
+
+        for e in json.loads(manifest.read_text())["artifacts"]:
+            if e["status"] != "passed":
+                print(f"{e['format']}: {e['status']}: {e.get('reason', '')}")
     return 0 if ok else 1

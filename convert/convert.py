@@ -36,6 +36,7 @@ class ConvertConfig:
     opset: int = X.ONNX_OPSET
     int8_io: str = "int8"
     explain: bool = False
+    quiet: bool = False  # no progress bar (the CLI's --quiet also drops the per-format lines)
 
 
 def training_split(model_path: Path) -> dict | None:
@@ -49,6 +50,20 @@ def training_split(model_path: Path) -> dict | None:
         return {"config": str(path), **{k: run[k] for k in ("data", "data_source", "data_sha256", "val_fraction", "seed")}}
     except (OSError, ValueError, KeyError, TypeError):
         return None
+
+
+def run_classes(model_path: Path) -> tuple[list[str], dict]:
+    """The class names a run trained with, and its data's name and licence, from config.json beside
+    the model; the digits and {} for a model without one (or a run from before class names)."""
+    import json
+
+    try:
+        run = json.loads(Path(model_path).with_name("config.json").read_text())
+    except (OSError, ValueError):
+        run = {}
+    labels = run.get("labels") if isinstance(run, dict) else None
+    data = {k: run[k] for k in ("data_name", "data_licence") if run.get(k)} if isinstance(run, dict) else {}
+    return (list(labels) if labels else list(LABELS)), data
 
 
 def check_digits(cfg: ConvertConfig, model_path: Path | None = None, say=print):
@@ -180,11 +195,17 @@ def _convert_into(out: Path, model, model_path: Path, formats, cfg: ConvertConfi
     source = out / f"{name}.keras"
     atomic_write(source, lambda tmp: shutil.copyfile(model_path, tmp))
     card = model_path.with_name("model_card.md")
-    metadata = {"labels": LABELS, "preprocessing": PREPROCESSING, "source_sha256": sha256_file(source)}
+    labels, data_id = run_classes(model_path)
+    metadata = {"labels": labels, "preprocessing": PREPROCESSING, "source_sha256": sha256_file(source), **data_id}
     entries = []
+    from edgedigits.progress import progress, say_above
+
     with X.new_workdir(out) as work:
         ctx = X.ExportContext(model, calib, Path(work), cfg.opset, cfg.int8_io, metadata)
-        for f in formats:
+        bar = progress(formats, desc="convert", unit="format", quiet=cfg.quiet)
+        row_say = say_above(bar, say)
+        for f in bar:
+            bar.set_postfix_str(f.name, refresh=True)
             t0 = time.perf_counter()
             entry = {"format": f.name, "precision": f.precision, "runtime": f.runtime, "devices": f.devices}
             try:
@@ -201,7 +222,7 @@ def _convert_into(out: Path, model, model_path: Path, formats, cfg: ConvertConfi
                     entry["details"] = ctx.reports[f.name].summary()
             entry["seconds"] = round(time.perf_counter() - t0, 2)
             entries.append(entry)
-            say(_row(entry))
+            row_say(_row(entry))
         if cfg.explain and "tflite_int8" in ctx.artifacts:
             from edgedigits.convert.explain import explain_int8
 
@@ -209,12 +230,12 @@ def _convert_into(out: Path, model, model_path: Path, formats, cfg: ConvertConfi
 
     manifest = write_manifest(out, {
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "edgedigits_version": __version__,
-        "labels": LABELS, "preprocessing": PREPROCESSING,
+        "labels": labels, "preprocessing": PREPROCESSING,
         "source": {"file": source.name, "sha256": sha256_file(source), "model": name,
                    "parameters": int(model.count_params()),
                    "card": card.read_text() if card.is_file() else "",
-                   "training_data": {k: v for k, v in (training_split(model_path) or {}).items()
-                                     if k in ("data", "data_source", "data_sha256")} or None},
+                   "training_data": {**{k: v for k, v in (training_split(model_path) or {}).items()
+                                        if k in ("data", "data_source", "data_sha256")}, **data_id} or None},
         "check": {"data": check.source, "digits": len(check), "split": cfg.check_split,
                   "val_split": None if cfg.check_split == "test" else split,
                   "tolerance_pp": cfg.tolerance_pp, "keras_accuracy": keras_acc},

@@ -59,18 +59,53 @@ def _tflite_converter(ctx: ExportContext, batch: int | None = None):
     return tf.lite.TFLiteConverter.from_saved_model(ctx.saved_model(batch))
 
 
+INPUT_NAME, OUTPUT_NAME, BATCH_DIM = "digits", "probabilities", "batch"  # tensor names in every exported file
+
+
 def _convert(conv) -> bytes:
-    """conv.convert(), without the converter's "fully_quantize: 0, inference_type: 6" on fd 2."""
+    """conv.convert(), without the converter's "fully_quantize: 0, inference_type: 6" on fd 2, with
+    the input and output tensors named."""
     with filtered_stderr():
-        return conv.convert()
+        return name_tflite_tensors(conv.convert())
 
 
-def _write(out: Path, data: bytes) -> Path:
-    return atomic_write(out, lambda tmp: tmp.write_bytes(data))
+def name_tflite_tensors(data: bytes) -> bytes:
+    """Rename the model's input and output tensors (the converter calls them serving_default_args_0:0
+    and StatefulPartitionedCall_1:0) and its signature's keys to INPUT_NAME and OUTPUT_NAME, through
+    the flatbuffer object API that TensorFlow ships (tensorflow/lite/tools/flatbuffer_utils.py)."""
+    from tensorflow.lite.tools import flatbuffer_utils as fb
+
+    model = fb.read_model_from_bytearray(bytearray(data))
+    graph = model.subgraphs[0]
+    if len(graph.inputs) != 1 or len(graph.outputs) != 1:
+        return data  # not the one-in, one-out classifier this names
+    graph.tensors[graph.inputs[0]].name = INPUT_NAME.encode()
+    graph.tensors[graph.outputs[0]].name = OUTPUT_NAME.encode()
+    for sig in model.signatureDefs or []:
+        if len(sig.inputs) == 1 and len(sig.outputs) == 1:
+            sig.inputs[0].name, sig.outputs[0].name = INPUT_NAME.encode(), OUTPUT_NAME.encode()
+    return bytes(fb.convert_object_to_bytearray(model))
+
+
+def _write(out: Path, data: bytes, ctx: ExportContext) -> Path:
+    """Write a .tflite with its standard metadata (labels, normalization, descriptions: tflite_metadata.py)."""
+    from edgedigits import __version__
+    from edgedigits.convert import tflite_metadata as TM
+
+    labels = list(ctx.metadata.get("labels") or [str(d) for d in range(10)])
+    name = getattr(ctx.model, "name", "model")
+    data_name = ctx.metadata.get("data_name", "")
+    meta = TM.metadata_buffer(
+        f"edgedigits {name}", labels,
+        f"Classifies a 28x28 grayscale image into {len(labels)} classes ({', '.join(labels[:3])}, ...)."
+        + (f" Trained on {data_name}." if data_name else ""),
+        f"training data: {data_name}, {ctx.metadata['data_licence']}" if ctx.metadata.get("data_licence") else "",
+        __version__)
+    return atomic_write(out, lambda tmp: tmp.write_bytes(TM.add_metadata(data, meta, labels)))
 
 
 def export_tflite_fp32(ctx: ExportContext, out: Path) -> Path:
-    return _write(out, _convert(_tflite_converter(ctx)))
+    return _write(out, _convert(_tflite_converter(ctx)), ctx)
 
 
 def export_tflite_fp16(ctx: ExportContext, out: Path) -> Path:
@@ -79,7 +114,7 @@ def export_tflite_fp16(ctx: ExportContext, out: Path) -> Path:
     conv = _tflite_converter(ctx)
     conv.optimizations = [tf.lite.Optimize.DEFAULT]
     conv.target_spec.supported_types = [tf.float16]
-    return _write(out, _convert(conv))
+    return _write(out, _convert(conv), ctx)
 
 
 def export_tflite_dynamic(ctx: ExportContext, out: Path) -> Path:
@@ -87,7 +122,7 @@ def export_tflite_dynamic(ctx: ExportContext, out: Path) -> Path:
 
     conv = _tflite_converter(ctx)
     conv.optimizations = [tf.lite.Optimize.DEFAULT]  # no representative data: int8 weights only
-    return _write(out, _convert(conv))
+    return _write(out, _convert(conv), ctx)
 
 
 def int8_converter(ctx: ExportContext, batch: int | None = None):
@@ -108,7 +143,7 @@ def int8_converter(ctx: ExportContext, batch: int | None = None):
 
 def export_tflite_int8(ctx: ExportContext, out: Path) -> Path:
     try:
-        return _write(out, _convert(int8_converter(ctx)))
+        return _write(out, _convert(int8_converter(ctx)), ctx)
     except Exception as e:  # the converter raises ConverterError and friends, with a long log
         raise EdgeDigitsError(f"full-integer quantization failed: {first_line(e)}") from None
 
@@ -119,7 +154,7 @@ def export_edgetpu(ctx: ExportContext, out: Path) -> Path:
     from edgedigits.convert import edgetpu
 
     ready = _write(out.with_name(out.name.replace("_edgetpu.tflite", ".edgetpu-ready.tflite")),
-                   _convert(int8_converter(ctx, batch=1)))
+                   _convert(int8_converter(ctx, batch=1)), ctx)
     ctx.reports["edgetpu"] = edgetpu.report(ready, out)
     return out if ctx.reports["edgetpu"].compiled else ready
 
@@ -131,13 +166,14 @@ def export_onnx_fp32(ctx: ExportContext, out: Path) -> Path:
     import tf2onnx
 
     loaded = tf.saved_model.load(ctx.saved_model())
-    spec = (tf.TensorSpec((None, 28, 28, 1), tf.float32, name="digits"),)
+    spec = (tf.TensorSpec((None, 28, 28, 1), tf.float32, name=INPUT_NAME),)
     try:
         proto, _ = tf2onnx.convert.from_function(tf.function(lambda x: loaded.serve(x)),
                                                  input_signature=spec, opset=ctx.opset)
     except Exception as e:
         raise EdgeDigitsError(f"tf2onnx could not convert the model (opset {ctx.opset}): {first_line(e)}") from None
-    _rename_output(proto, "probs")
+    _rename_output(proto, OUTPUT_NAME)
+    _name_batch(proto)
     _set_metadata(proto, ctx.metadata)
     onnx.checker.check_model(proto, full_check=True)
     return atomic_write(out, lambda tmp: onnx.save(proto, str(tmp)))
@@ -152,7 +188,7 @@ def export_onnx_int8(ctx: ExportContext, out: Path) -> Path:
 
     class Reader(CalibrationDataReader):
         def __init__(self):
-            self.batches = iter([{"digits": ctx.calibration[i:i + 32]} for i in range(0, len(ctx.calibration), 32)])
+            self.batches = iter([{INPUT_NAME: ctx.calibration[i:i + 32]} for i in range(0, len(ctx.calibration), 32)])
 
         def get_next(self):
             return next(self.batches, None)
@@ -164,6 +200,7 @@ def export_onnx_int8(ctx: ExportContext, out: Path) -> Path:
     quantize_static(str(pre), str(quantized), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
                     activation_type=QuantType.QInt8, weight_type=QuantType.QInt8)
     proto = onnx.load(str(quantized))
+    _name_batch(proto)
     _set_metadata(proto, ctx.metadata)
     onnx.checker.check_model(proto)
     return atomic_write(out, lambda tmp: onnx.save(proto, str(tmp)))
@@ -174,6 +211,14 @@ def _rename_output(proto, name: str) -> None:
     for node in proto.graph.node:
         node.output[:] = [name if o == old else o for o in node.output]
     proto.graph.output[0].name = name
+
+
+def _name_batch(proto) -> None:
+    """The batch dimension of the input and output is named BATCH_DIM (tf2onnx calls it unk__53)."""
+    for v in [*proto.graph.input, *proto.graph.output]:
+        dim = v.type.tensor_type.shape.dim[0]
+        if not dim.HasField("dim_value"):
+            dim.dim_param = BATCH_DIM
 
 
 def _set_metadata(proto, metadata: dict) -> None:

@@ -95,9 +95,13 @@ def recognize(frame: np.ndarray, runner, confidence: float = CONFIDENCE, seg: Se
     return Recognition(digits, probs, labels, conf)
 
 
-def as_json(frame: Frame, rec: Recognition) -> str:
+def as_json(frame: Frame, rec: Recognition, names: list[str] | None = None) -> str:
+    """One frame as a JSON line; with the model's class names, each digit's "name" too."""
+    def named(lab):
+        return {"name": names[lab] if lab != "?" else "?"} if names else {}
+
     return json.dumps({"source": frame.source, "frame": frame.index,
-                       "digits": [{"label": lab, "confidence": round(c, 4), "box": list(d.box)}
+                       "digits": [{"label": lab, **named(lab), "confidence": round(c, 4), "box": list(d.box)}
                                   for d, lab, c in zip(rec.digits, rec.labels, rec.confidence)],
                        "text": rec.text})
 
@@ -193,7 +197,7 @@ def run(frames, runner, *, confidence: float = CONFIDENCE, smooth: float = 0.0, 
             n += 1
             fps = (len(done) - 1) / (done[-1] - done[0]) if len(done) > 1 else None
             if headless or not show:
-                print(as_json(frame, rec), file=out, flush=True)
+                print(as_json(frame, rec, getattr(runner, "labels", None)), file=out, flush=True)
             if show or saver:
                 image = annotate(frame.image, rec, fps)
                 if saver:

@@ -35,17 +35,59 @@ class DelegateError(EdgeDigitsError):
     """A hardware delegate (Edge TPU) could not be loaded."""
 
 
+DEVICE_INSTALL = "pip install 'edgedigits[device]' (tflite-runtime with numpy<2 and OpenCV)"
+
+
 def litert():
-    """The LiteRT interpreter module: ai-edge-litert, else tflite-runtime."""
-    try:
-        from ai_edge_litert import interpreter
-    except ImportError:
+    """The LiteRT interpreter module: ai-edge-litert, else tflite-runtime.
+
+    An installed runtime that cannot load (tflite-runtime 2.14 is built against NumPy 1; under NumPy 2
+    its import prints "_ARRAY_API not found" and fails) is a one-line RuntimeMissing, not a traceback."""
+    import contextlib
+    import importlib
+    import importlib.util
+    import io
+
+    broken = []
+    for name in ("ai_edge_litert", "tflite_runtime"):
         try:
-            from tflite_runtime import interpreter
-        except ImportError:
-            raise RuntimeMissing("no LiteRT runtime: pip install ai-edge-litert "
-                                 "(or tflite-runtime on devices that only have that)") from None
-    return interpreter
+            if importlib.util.find_spec(name) is None:
+                continue
+        except (ImportError, ValueError):
+            continue
+        if name == "tflite_runtime" and _numpy_major() >= 2 and _version("tflite-runtime") < (2, 15):
+            # it imports, then fails inside Interpreter() with a SystemError after "_ARRAY_API not found"
+            broken.append(f"tflite_runtime is installed but cannot load (tflite-runtime "
+                          f"{'.'.join(map(str, _version('tflite-runtime')))} was built for NumPy 1 and this is "
+                          f"NumPy {np.__version__}): pip install 'numpy<2' (or {DEVICE_INSTALL})")
+            continue
+        chatter = io.StringIO()
+        try:
+            with contextlib.redirect_stderr(chatter):  # NumPy's long ABI warning: summed up below
+                return importlib.import_module(f"{name}.interpreter")
+        except (ImportError, AttributeError) as e:
+            why = str(e).splitlines()[0] if str(e) else type(e).__name__
+            if "_ARRAY_API" in chatter.getvalue() or "NumPy 1.x" in chatter.getvalue() or "numpy" in why.lower():
+                why = (f"it was built for NumPy 1 and this is NumPy {np.__version__}: pip install 'numpy<2'"
+                       f" (or {DEVICE_INSTALL})")
+            broken.append(f"{name} is installed but cannot load ({why})")
+    if broken:
+        raise RuntimeMissing("; ".join(broken))
+    raise RuntimeMissing("no LiteRT runtime: pip install ai-edge-litert "
+                         f"(or, on a device, {DEVICE_INSTALL})")
+
+
+def _numpy_major() -> int:
+    return int(np.__version__.split(".")[0])
+
+
+def _version(dist: str) -> tuple[int, ...]:
+    from importlib import metadata
+
+    try:
+        return tuple(int(p) for p in metadata.version(dist).split(".")[:2] if p.isdigit())
+    except metadata.PackageNotFoundError:
+        return (0,)
 
 
 @dataclass
@@ -62,8 +104,8 @@ class TFLiteRunner:
         try:
             self.interpreter = it.Interpreter(model_path=str(self.path), num_threads=self.threads,
                                               experimental_delegates=delegates)
-        except ValueError as e:
-            raise EdgeDigitsError(f"{self.path}: LiteRT cannot load it: {e}") from None
+        except (ValueError, SystemError) as e:
+            raise EdgeDigitsError(f"{self.path}: LiteRT cannot load it: {str(e).splitlines()[0]}") from None
         self._inp = self.interpreter.get_input_details()[0]
         self._out = self.interpreter.get_output_details()[0]
         _check_contract(self.path, list(self._inp["shape_signature"]), list(self._out["shape_signature"]))
@@ -193,10 +235,12 @@ def from_manifest(manifest, target: str = "cpu", threads: int = 1, device: str |
         if target == "edgetpu" and not (entry.get("details") or {}).get("compiled"):
             raise DelegateError(f"{m.path}: the Edge TPU model {entry['file']} is not compiled for the Edge TPU "
                                 f"(edgetpu_compiler was not installed at conversion); or run with --fallback cpu")
-        return load_runner(m.file(entry), threads, target, device)
+        runner = load_runner(m.file(entry), threads, target, device)
     except (DelegateError, RuntimeMissing) as e:
         if fallback != "cpu" or target == "cpu":
             raise
         plain = FORMATS[entry["format"]].fallback or TARGETS["cpu"]
         say(f"notice: {e}\nnotice: falling back to the CPU with the plain int8 model ({plain})")
-        return load_runner(m.file(m.artifact(plain)), threads, "cpu")
+        runner = load_runner(m.file(m.artifact(plain)), threads, "cpu")
+    runner.labels = [str(v) for v in m.data["labels"]]  # class names, in output order
+    return runner

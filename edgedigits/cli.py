@@ -40,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
               edgedigits train                 -> runs/train/<model>-<time>/model.keras
               edgedigits convert MODEL --out D -> D/*.tflite, D/*.onnx, D/manifest.json
               edgedigits deploy --source 0     -> live digits from the webcam
+              edgedigits predict MODEL DATA    -> predictions.csv (--kaggle: submission.csv)
               edgedigits benchmark             -> accuracy and latency of every format
             `edgedigits COMMAND --help` explains each command."""))
     ap.add_argument("--version", action="version", version=f"edgedigits {__version__}")
@@ -47,11 +48,11 @@ def build_parser() -> argparse.ArgumentParser:
     from edgedigits.train.cli import add_train
 
     add_train(_sub, sub)
-    for mod in ("convert", "deploy", "tools"):
+    for mod in ("convert.cli", "deploy.cli", "deploy.predict", "tools.cli"):
         try:
-            module = __import__(f"edgedigits.{mod}.cli", fromlist=["register"])
+            module = __import__(f"edgedigits.{mod}", fromlist=["register"])
         except ModuleNotFoundError as e:
-            if e.name != f"edgedigits.{mod}.cli":
+            if e.name != f"edgedigits.{mod}":
                 raise
             continue
         module.register(_sub, sub)

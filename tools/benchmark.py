@@ -184,7 +184,8 @@ def library_versions() -> dict:
     return out
 
 
-def benchmark(manifest_path: Path, cfg: BenchConfig, workdir: Path, say=print) -> dict:
+def benchmark(manifest_path: Path, cfg: BenchConfig, workdir: Path, say=print, quiet: bool = False) -> dict:
+    """The report; a progress bar per row on a terminal unless quiet."""
     from edgedigits.manifest import load_manifest
 
     m = load_manifest(manifest_path)
@@ -197,7 +198,12 @@ def benchmark(manifest_path: Path, cfg: BenchConfig, workdir: Path, say=print) -
     baseline_pred = None
     entries = [{"format": KERAS, "file": m.data["source"]["file"], "precision": "float32", "runtime": "keras",
                 "status": "passed", "reason": ""}] + m.artifacts
-    for e in entries:
+    from edgedigits.progress import progress, say_above
+
+    bar = progress(entries, desc="benchmark", unit="row", quiet=quiet)
+    say = say_above(bar, say)
+    for e in bar:
+        bar.set_postfix_str(e["format"], refresh=True)
         row = {k: e.get(k) for k in ("format", "file", "precision", "runtime")}
         row["status"], row["reason"] = e["status"], e.get("reason", "")
         path = m.folder / e["file"] if e.get("file") else None

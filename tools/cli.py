@@ -80,6 +80,7 @@ def register(make, sub) -> None:
                    help="train: report the wall time until validation accuracy first reaches PERCENT, and stop there")
     p.add_argument("--batch-size", type=int, default=0, help="train: digits per step on each device (default: the training default)")
     p.add_argument("--devices", type=int, default=0, help="train: devices to train on (JAX; default: every one)")
+    p.add_argument("--quiet", "-q", action="store_true", help="MANIFEST: no progress bar and no per-row lines, only the table")
     for action in p._actions:  # every option with a value notes when it is given
         if action.option_strings and action.nargs != 0:
             action.__class__ = _Given
@@ -142,7 +143,8 @@ def run_benchmark(args) -> int:
                 _write(args.json, json.dumps(report, indent=1))
             return 0
         cfg = B.BenchConfig(threads=args.threads, runs=args.runs, data=args.data, limit=args.limit, target=args.target)
-        report = B.benchmark(manifest, cfg, Path(work))
+        report = B.benchmark(manifest, cfg, Path(work), say=(lambda msg: print(msg) if str(msg).startswith("notice") else None)
+                             if args.quiet else print, quiet=args.quiet)
     report["command"] = command
     print(B.table(report))
     _save(args, report, B.markdown, B.plot)

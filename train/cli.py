@@ -57,6 +57,8 @@ def add_train(make, sub) -> None:
                    help="augmentation strength: 1 = +-12 deg rotation, +-12%% zoom, +-10%% shift, stroke width; "
                         "0.5 halves every range (default: the model's own, see the registry)")
     p.add_argument("--no-augment", action="store_true", help="train without augmentation (--augment 0)")
+    p.add_argument("--labels", type=Path, metavar="FILE",
+                   help="class names, one per line in output order (default: the data's own, else 0..9)")
     p.add_argument("--from", dest="init_from", metavar="MODEL.keras", help="fine-tune this model instead of a new one")
     p.add_argument("--backend", choices=["tensorflow", "jax", "torch"], help="Keras backend (default: $KERAS_BACKEND, else one that sees a GPU)")
     p.add_argument("--devices", type=int, metavar="N",
@@ -98,6 +100,10 @@ def run_train(args) -> int:
     if args.epochs is not None and args.epochs < 1:
         raise EdgeDigitsError(f"--epochs {args.epochs}: must be at least 1")
     _check(cfg, lambda name: OPTIONS[name])
+    if args.labels:
+        from edgedigits.train.data import read_labels
+
+        cfg.labels = read_labels(args.labels)
     if cfg.init_from:
         cfg.learning_rate = args.lr if args.lr != TrainConfig.learning_rate else args.lr / 10
     out = args.out or Path("runs/train") / f"{args.model}-{time.strftime('%Y%m%d-%H%M%S')}"
@@ -159,6 +165,10 @@ def _saved_config(run_dir: Path):
         if f.name not in saved:
             continue
         value, want = saved[f.name], getattr(default, f.name)
+        if f.name == "labels":  # class names: a list of strings, or null
+            if value is not None and not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
+                raise EdgeDigitsError(f"{cfg_file}: 'labels' is {value!r}, expected a list of class names or null")
+            continue
         types = {bool: (bool,), int: (int,), float: (int, float), str: (str,)}[type(want)] if want is not None \
             else (int, float, type(None))
         if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):

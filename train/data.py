@@ -11,7 +11,13 @@ Sources, as `load(spec)` understands them:
     DIR with IDX files     train-images-idx3-ubyte[.gz] and friends
     FILE.csv               Kaggle Digit Recognizer (train.csv: label,pixel0..pixel783; test.csv: no label)
     FILE.npz               Keras' mnist.npz layout (x_train, y_train, x_test, y_test), read without pickle
-    DIR with 0/ .. 9/      a folder of a user's own digit images, one sub-folder per class
+    DIR with 0/ .. 9/      a folder of a user's own digit images, one sub-folder per class; sub-folders
+                           named otherwise (shirt/, trouser/, ...) are 10 classes in sorted order
+    DIR of images          (prediction only) a flat folder of images, unlabelled, named by file
+
+Class names: a data set's own (sub-folder names), else those of a known data set recognized by its
+hash (KNOWN_DATA: MNIST, Fashion-MNIST, with their licences), else the digits "0".."9"; a labels file
+(one name per line, `--labels`) overrides them.
 """
 
 from __future__ import annotations
@@ -37,11 +43,39 @@ SAMPLE_SOURCE = "bundled sample (MNIST train subset)"
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".pgm", ".tif", ".tiff", ".webp"}
 
 
+DIGIT_CLASSES = tuple(str(d) for d in range(10))
+NUM_CLASSES = 10  # every model has 10 outputs
+
+
+@dataclass(frozen=True)
+class KnownData:
+    name: str
+    licence: str
+    classes: tuple[str, ...] = DIGIT_CLASSES
+
+
+MNIST_DATA = KnownData("MNIST (Yann LeCun, Corinna Cortes, Christopher J.C. Burges)", "CC BY-SA 3.0")
+FASHION_DATA = KnownData("Fashion-MNIST (Zalando Research)", "MIT",
+                         ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                          "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"))
+# Digits.sha256() of the training and test sets of the data sets we recognize: a model card names the
+# data actually used and its licence, and Fashion-MNIST brings its class names without a labels file.
+KNOWN_DATA = {
+    "edc0d1098aa497be14ace79ddd5171e5a3dcf9c4d196c015389203eb3ba1f59b": MNIST_DATA,  # train, 60,000
+    "c3f9adf9c66efb572b1f9326c3a511b45910c7173b97be66ceceeeeaef6b802b": MNIST_DATA,  # t10k, 10,000
+    "3ffc781e643b2294a9e43c1fdf5c06a216eea09054e93ff285a2cd4aa29e04fa": MNIST_DATA,  # the bundled sample
+    "16d82e2b505296aa2b78bd5ea0992634f30419a4c97def7c907d154a35ac6157": FASHION_DATA,  # train, 60,000
+    "9f1ec356a747bfe4ebab3cfb722d3694c9ca737e2570f6f90cf31d7b6fd689d4": FASHION_DATA,  # t10k, 10,000
+}
+
+
 @dataclass(frozen=True)
 class Digits:
     images: np.ndarray  # (N, 28, 28) uint8, white on black
     labels: np.ndarray | None  # (N,) uint8 in 0..9, or None when unlabelled
     source: str  # where they came from, for model cards and reports
+    classes: tuple[str, ...] | None = None  # the data set's own class names, when it brings them
+    ids: tuple[str, ...] | None = None  # a name per image (file names of an image folder), else None
 
     def __post_init__(self):
         if self.images.ndim != 3 or self.images.shape[1:] != (28, 28) or self.images.dtype != np.uint8:
@@ -49,6 +83,8 @@ class Digits:
                             f"{self.images.shape} {self.images.dtype}")
         if self.labels is not None and self.labels.shape != (len(self.images),):
             raise DataError(f"{self.source}: {len(self.images)} images but labels of shape {self.labels.shape}")
+        if self.ids is not None and len(self.ids) != len(self.images):
+            raise DataError(f"{self.source}: {len(self.images)} images but {len(self.ids)} names")
 
     def __len__(self) -> int:
         return len(self.images)
@@ -62,7 +98,39 @@ class Digits:
 
     def subset(self, index: np.ndarray, source: str | None = None) -> Digits:
         labels = None if self.labels is None else self.labels[index]
-        return Digits(self.images[index], labels, source or self.source)
+        ids = None if self.ids is None else tuple(self.ids[i] for i in index)
+        return Digits(self.images[index], labels, source or self.source, self.classes, ids)
+
+    def known(self) -> KnownData | None:
+        """The known data set these digits are (by hash), or None."""
+        return KNOWN_DATA.get(self.sha256())
+
+    def class_names(self) -> list[str]:
+        """Its own class names, else a known data set's, else the digits."""
+        known = None if self.classes else self.known()
+        return list(self.classes or (known.classes if known else DIGIT_CLASSES))
+
+
+def read_labels(path: str | os.PathLike) -> list[str]:
+    """A labels file: one class name per line, in output order (as TFLite's labels.txt)."""
+    path = Path(path)
+    try:
+        names = [ln.strip() for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
+    except (OSError, UnicodeDecodeError) as e:
+        raise DataError(f"{path}: cannot read the labels file: {e}") from None
+    check_class_names(names, path)
+    return names
+
+
+def check_class_names(names, where) -> list[str]:
+    names = [str(n) for n in names]
+    if len(names) != NUM_CLASSES:
+        raise DataError(f"{where}: {len(names)} class names, expected {NUM_CLASSES} (one per line; "
+                        f"the models have {NUM_CLASSES} outputs)")
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise DataError(f"{where}: class name {dup[0]!r} appears more than once")
+    return names
 
 
 @dataclass(frozen=True)
@@ -298,38 +366,57 @@ def image_to_mnist(gray: np.ndarray) -> np.ndarray:
     return gray.astype(np.uint8)
 
 
-def load_folder(folder: Path | str) -> Digits:
-    """A folder with sub-folders 0/ .. 9/ of digit images (any size; see image_to_mnist)."""
+def _read_image(f: Path) -> np.ndarray:
     from PIL import Image, UnidentifiedImageError
 
+    too_large = DataError(f"{f}: more than the {MAX_IMAGE_PIXELS // 1_000_000} megapixels a digit "
+                          f"image may have; refused before decoding")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(f) as im:  # reads the header only: the size is known before decoding
+                if im.width * im.height > MAX_IMAGE_PIXELS:
+                    raise too_large
+                gray = np.asarray(im.convert("L"))
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise too_large from None
+    except (OSError, UnidentifiedImageError, ValueError) as e:
+        raise DataError(f"{f}: not a readable image: {e}") from None
+    return image_to_mnist(gray)
+
+
+def _images_in(folder: Path) -> list[Path]:
+    return [f for f in sorted(folder.iterdir()) if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES]
+
+
+def load_folder(folder: Path | str) -> Digits:
+    """A folder of digit images (any size; see image_to_mnist): sub-folders 0/ .. 9/, or 10 sub-folders
+    named by class (sorted by name: their names are the class names), or a flat folder of images
+    (unlabelled, for prediction)."""
     folder = Path(folder)
-    images, labels = [], []
-    for digit in range(10):
-        sub = folder / str(digit)
-        if not sub.is_dir():
-            continue
-        for f in sorted(sub.iterdir()):
-            if f.suffix.lower() not in IMAGE_SUFFIXES:
-                continue
-            too_large = DataError(f"{f}: more than the {MAX_IMAGE_PIXELS // 1_000_000} megapixels a digit "
-                                  f"image may have; refused before decoding")
-            try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("error", Image.DecompressionBombWarning)
-                    with Image.open(f) as im:  # reads the header only: the size is known before decoding
-                        if im.width * im.height > MAX_IMAGE_PIXELS:
-                            raise too_large
-                        gray = np.asarray(im.convert("L"))
-            except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-                raise too_large from None
-            except (OSError, UnidentifiedImageError, ValueError) as e:
-                raise DataError(f"{f}: not a readable image: {e}") from None
-            images.append(image_to_mnist(gray))
-            labels.append(digit)
+    subs = [d for d in sorted(folder.iterdir()) if d.is_dir() and not d.name.startswith(".") and _images_in(d)]
+    images, labels, ids = [], [], []
+    classes = None
+    if subs:
+        if all(d.name in DIGIT_CLASSES for d in subs):
+            index = {d.name: int(d.name) for d in subs}
+        else:
+            classes = tuple(check_class_names([d.name for d in subs], f"{folder} (sub-folders as classes)"))
+            index = {name: i for i, name in enumerate(classes)}
+        for d in subs:
+            for f in _images_in(d):
+                images.append(_read_image(f))
+                labels.append(index[d.name])
+                ids.append(f"{d.name}/{f.name}")
+    else:
+        for f in _images_in(folder):
+            images.append(_read_image(f))
+            ids.append(f.name)
     if not images:
-        raise DataError(f"{folder}: no digit images found; expected sub-folders 0/ .. 9/ holding "
-                        f"{', '.join(sorted(IMAGE_SUFFIXES))} files")
-    return Digits(np.stack(images), np.asarray(labels, np.uint8), str(folder))
+        raise DataError(f"{folder}: no digit images found; expected sub-folders 0/ .. 9/ (or one per class) "
+                        f"holding {', '.join(sorted(IMAGE_SUFFIXES))} files")
+    return Digits(np.stack(images), np.asarray(labels, np.uint8) if subs else None, str(folder), classes,
+                  tuple(ids))
 
 
 # -------------------------------------------------------------------------------------- sample

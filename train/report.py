@@ -93,6 +93,13 @@ def library_versions(names=("edgedigits", "keras", "tensorflow", "jax", "torch",
 
 def write_model_card(path: Path, cfg, metrics: dict) -> None:
     versions = ", ".join(f"{k} {v}" for k, v in library_versions().items())
+    names = getattr(cfg, "labels", None) or [str(d) for d in range(10)]
+    classes = ", ".join(f"{i}: {n}" if n != str(i) else n for i, n in enumerate(names))
+    if getattr(cfg, "data_licence", ""):
+        licence = f"Licence of the data: {cfg.data_name}, {cfg.data_licence}."
+    else:
+        licence = ("Licence of the data: not known to edgedigits (not a data set it recognizes); "
+                   "check the terms of the data's owner before sharing this model.")
     test = (f"{metrics['test_accuracy']:.2%} on {metrics['test_digits']} digits of {metrics['test_source']}"
             if "test_accuracy" in metrics else "not measured (no test set with this data)")
     text = f"""# Model card: {cfg.model}
@@ -101,8 +108,8 @@ def write_model_card(path: Path, cfg, metrics: dict) -> None:
 | --- | --- |
 | model | `{cfg.model}`{' (fine-tuned from `' + cfg.init_from + '`)' if cfg.init_from else ''}, {metrics['parameters']:,} parameters |
 | input | (N, 28, 28, 1) float32 in [0, 1]: pixel / 255, white digit on black (MNIST convention) |
-| output | (N, 10) softmax probabilities for the digits 0..9 |
-| data | {cfg.data_source} |
+| output | (N, 10) softmax probabilities for the classes {classes} |
+| data | {cfg.data_source}{' (' + cfg.data_name + ')' if cfg.data_name else ''} |
 | data SHA-256 | `{cfg.data_sha256}` (pixels then labels of the training set) |
 | split | {cfg.val_fraction:.0%} of the training data held out for validation, seed {cfg.seed} |
 | training | {metrics['epochs_trained']} epochs (best {metrics['best_epoch']}), batch {cfg.batch_size}, AdamW lr {cfg.learning_rate} cosine, label smoothing {cfg.label_smoothing}, augmentation {f'strength {float(cfg.augment):g}' if cfg.augment else 'off'} |
@@ -113,6 +120,6 @@ def write_model_card(path: Path, cfg, metrics: dict) -> None:
 | command | `{cfg.command or ' '.join(sys.argv)}` |
 | libraries | {versions} |
 
-Licence of the data: MNIST (LeCun, Cortes, Burges), CC BY-SA 3.0.
+{licence}
 """
     atomic_write(path, lambda tmp: tmp.write_text(text))

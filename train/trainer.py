@@ -57,6 +57,9 @@ class TrainConfig:
     mixed_precision: bool = False
     data_source: str = ""
     data_sha256: str = ""
+    labels: list | None = None  # class names, in output order: --labels, else the data's own (data.py)
+    data_name: str = ""  # a known data set's name and licence (data.KNOWN_DATA), else ""
+    data_licence: str = ""
     command: str = ""
 
 
@@ -231,8 +234,15 @@ def train(cfg: TrainConfig, run_dir: Path, resume: bool = False, say=print) -> d
         f"{', mixed precision' if cfg.mixed_precision else ''})")
     keras.utils.set_random_seed(cfg.seed)  # the same in every process: the replicas start equal
     cfg.data_source, cfg.data_sha256 = ds.train.source, ds.train.sha256()
+    known = D.KNOWN_DATA.get(cfg.data_sha256) or (D.MNIST_DATA if cfg.data_source == D.SAMPLE_SOURCE else None)
+    cfg.labels = D.check_class_names(cfg.labels, "--labels") if cfg.labels else \
+        list(ds.train.classes or (known.classes if known else D.DIGIT_CLASSES))
+    cfg.data_name, cfg.data_licence = (known.name, known.licence) if known else ("", "")
     apply_recipe(cfg, say)
-    say(f"data: {ds.train.source}: {len(train_d)} training and {len(val_d)} validation digits")
+    say(f"data: {ds.train.source}: {len(train_d)} training and {len(val_d)} validation digits"
+        + (f" ({cfg.data_name})" if cfg.data_name else ""))
+    if cfg.labels != list(D.DIGIT_CLASSES):
+        say(f"classes: {', '.join(cfg.labels)}")
     # this process's share; with one process and one device, all of it
     my_train = train_d.subset(distribute.shard(len(train_d), cluster))
     my_val = val_d.subset(distribute.shard(len(val_d), cluster))

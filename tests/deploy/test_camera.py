@@ -105,7 +105,7 @@ def test_video_through_the_headless_pipeline(sample, tmp_path):
     assert [r["frame"] for r in lines] == list(range(12))
     first = lines[0]
     assert set(first) == {"source", "frame", "digits", "text"} and first["source"] == str(video)
-    assert set(first["digits"][0]) == {"label", "confidence", "box"} and len(first["digits"][0]["box"]) == 4
+    assert set(first["digits"][0]) == {"label", "name", "confidence", "box"} and len(first["digits"][0]["box"]) == 4
     read = sum(r["text"].replace(" ", "") == "".join(str(lab) for lab, _ in t) for r, (_, t) in zip(lines, shots))
     assert read >= 9, [(r["text"], [lab for lab, _ in t]) for r, (_, t) in zip(lines, shots)]
     for stage in ("capture", "preprocess", "inference", "total"):
