@@ -3,8 +3,9 @@ strokes, and normalize it as MNIST was made.
 
 Per frame (numbers for a 640x480 frame, searched at 320x240):
   1. grey, light-on-dark images (a blackboard, an MNIST digit) inverted; then the ink map: the paper's
-     brightness is estimated by a closing wider than a marker stroke (at 1/4 resolution) and the frame
-     is subtracted from it, so uneven light, shadows and tinted paper fall away:
+     brightness is estimated by a closing (at 1/4 resolution) over a window narrow enough to follow a
+     shadow's edge, widened in a close-up where a marker's stroke is wider than it, and the frame is
+     subtracted from it, so uneven light, shadows and tinted paper fall away:
      ink = max(paper - frame, 0), dark pen on light paper -> bright on black;
   2. threshold with hysteresis: a pixel is ink when it is above Otsu's threshold, raised to a fraction
      of the strongest ink (faint printed grid lines and paper texture stay below it), or when it is
@@ -15,7 +16,8 @@ Per frame (numbers for a 640x480 frame, searched at 320x240):
      boxes kept by size and shape; a digit may touch the frame's edge or fill the frame;
   5. scale: when every digit found is small at the search size, or none is found in a large photo
      (a full phone photo with a small digit), the frame is searched again at twice the resolution;
-  6. reading order: boxes grouped into lines by vertical overlap, each line left to right;
+  6. reading order: left to right, each box joins the line whose last box it overlaps most in height
+     (a line may slope); lines top to bottom;
   7. each digit normalized like MNIST: its ink cropped, its stroke width brought to MNIST's (thin pen
      thickened, thick marker thinned), scaled to fit 20x20 keeping the aspect ratio, and placed in 28x28
      by its centre of mass.
@@ -202,8 +204,10 @@ def find_boxes(mask: np.ndarray, cfg: SegmentConfig) -> list[tuple[int, int, int
             continue
         box = mask[y:y + bh, x:x + bw]
         if cv2.countNonZero(box) < 0.03 * bw * bh or stroke_width(box) > cfg.max_stroke * bh:
-            continue  # a speck's outline, or a filled blob (real photos measured at most 0.17, thick generated MNIST digits 0.31;
-            # a marker 1 is a narrow bar, its stroke as wide as its box but far shorter than its height)
+            # a speck's outline, or a filled blob: stroke width / height measured at most 0.17 on the real
+            # photos, 0.31 on thick generated MNIST digits; a marker 1 is a narrow bar, its stroke as wide
+            # as its box but far shorter than its height
+            continue
         keep.append((x, y, bw, bh))
     if keep:
         tallest = max(b[3] for b in keep)
