@@ -98,7 +98,7 @@ def check_model(path: Path) -> EdgeTPUReport:
     model = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(Path(path).read_bytes(), 0))
     names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
     dtypes = {v: k for k, v in vars(schema.TensorType).items() if not k.startswith("_")}
-    report = EdgeTPUReport(str(path))
+    report = EdgeTPUReport(Path(path).name)  # the file name: the folder it is written in is temporary
     if len(model.subgraphs) != 1:
         report.note = f"{len(model.subgraphs)} subgraphs: the Edge TPU compiler supports one"
     graph = model.subgraphs[0]
