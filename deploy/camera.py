@@ -80,7 +80,7 @@ def recognize(frame: np.ndarray, runner, confidence: float = CONFIDENCE, seg: Se
               smoother: Smoother | None = None, timings: dict | None = None, single: bool = False) -> Recognition:
     """All digits of one frame, classified in one batch; with `single`, the whole frame is one digit."""
     t0 = time.perf_counter()
-    digits = segment(frame, seg, single)
+    digits = segment(frame, seg, single, verify=getattr(runner, "verify", None))
     t1 = time.perf_counter()
     probs = runner(np.stack([d.image for d in digits])) if digits else np.zeros((0, 10), np.float32)
     if smoother:

@@ -36,6 +36,7 @@ import numpy as np
 
 from edgedigits.contract import SegmentConfig  # the settings, shared with the web app
 
+MAX_PIECES = 400  # pieces of ink looked at in one frame, the largest first
 CROSS = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))
 SQUARE = np.ones((3, 3), np.uint8)
 
@@ -150,37 +151,58 @@ def remove_paper_lines(mask: np.ndarray, line_span: float) -> np.ndarray:
     return cv2.subtract(mask, cv2.dilate(lines, SQUARE))
 
 
+def merge_groups(boxes: list[list[int]]) -> list[list[int]]:
+    """Indices of the pieces of one digit: boxes that share most of a column and nearly touch (the parts
+    of a 5 or a broken stroke), or one mostly inside the other, merged until no two groups' boxes are.
+    Each round tests every pair of group boxes at once."""
+    groups = [[i] for i in range(len(boxes))]
+    b = np.array(boxes, np.int64).reshape(-1, 4)
+    for _ in range(8):  # a chain of pieces closes within a few rounds
+        if len(groups) < 2:
+            break
+        x0, y0, x1, y1 = b[:, 0], b[:, 1], b[:, 0] + b[:, 2], b[:, 1] + b[:, 3]
+        ox = np.minimum(x1[:, None], x1[None]) - np.maximum(x0[:, None], x0[None])
+        oy = np.minimum(y1[:, None], y1[None]) - np.maximum(y0[:, None], y0[None])
+        minw = np.minimum(b[:, 2][:, None], b[:, 2][None])
+        minh = np.minimum(b[:, 3][:, None], b[:, 3][None])
+        tall = np.maximum(b[:, 3][:, None], b[:, 3][None])
+        link = ((ox > 0.6 * minw) & (-oy < 0.25 * tall)) | ((ox > 0.5 * minw) & (oy > 0.5 * minh))
+        np.fill_diagonal(link, False)
+        if not link.any():
+            break
+        parent = list(range(len(groups)))
+
+        def root(i):
+            while parent[i] != i:
+                parent[i] = parent[parent[i]]
+                i = parent[i]
+            return i
+
+        for i, j in zip(*np.nonzero(np.triu(link))):
+            parent[root(int(i))] = root(int(j))
+        joined: dict[int, list[int]] = {}
+        for i in range(len(groups)):
+            joined.setdefault(root(i), []).append(i)
+        groups = [[m for i in members for m in groups[i]] for members in joined.values()]
+        b = np.array([[x0[m].min(), y0[m].min(), x1[m].max() - x0[m].min(), y1[m].max() - y0[m].min()]
+                      for m in joined.values()], np.int64)
+    return groups
+
+
 def _merge(boxes: list[list[int]]) -> list[list[int]]:
-    """Merge the pieces of one digit: boxes that share most of a column and nearly touch (the parts of
-    a 5 or a broken stroke), or one mostly inside the other."""
-    merged = True
-    while merged and len(boxes) > 1:
-        merged = False
-        boxes.sort(key=lambda b: b[0])
-        out = []
-        for b in boxes:
-            for o in out:
-                ox = min(o[0] + o[2], b[0] + b[2]) - max(o[0], b[0])
-                oy = min(o[1] + o[3], b[1] + b[3]) - max(o[1], b[1])
-                tall = max(o[3], b[3])
-                stacked = ox > 0.6 * min(o[2], b[2]) and -oy < 0.25 * tall
-                inside = ox > 0.5 * min(o[2], b[2]) and oy > 0.5 * min(o[3], b[3])
-                if stacked or inside:
-                    x0, y0 = min(o[0], b[0]), min(o[1], b[1])
-                    o[:] = [x0, y0, max(o[0] + o[2], b[0] + b[2]) - x0, max(o[1] + o[3], b[1] + b[3]) - y0]
-                    merged = True
-                    break
-            else:
-                out.append(list(b))
-        boxes = out
-    return boxes
+    """The boxes of merge_groups' groups."""
+    out = []
+    for g in merge_groups(boxes):
+        x0, y0 = min(boxes[i][0] for i in g), min(boxes[i][1] for i in g)
+        out.append([x0, y0, max(boxes[i][0] + boxes[i][2] for i in g) - x0, max(boxes[i][1] + boxes[i][3] for i in g) - y0])
+    return out
 
 
-def pieces(mask: np.ndarray, cfg: SegmentConfig) -> list[list[int]]:
-    """Boxes (x, y, w, h) of the ink's connected pieces large enough to be part of a digit. A strip that
-    hugs the frame's edge for over a third of it (touching it there, three times longer than it is
-    deep) is what lies beyond the paper (a table, the sheet's edge) and is erased from the mask; a
-    digit that touches or fills the frame is as deep as it is long."""
+def components(mask: np.ndarray, cfg: SegmentConfig) -> tuple[np.ndarray, list[tuple[int, list[int]]]]:
+    """The ink's connected pieces large enough to be part of a digit: (labels, [(label, [x, y, w, h])]).
+    A strip that hugs the frame's edge for over a third of it (touching it there, three times longer
+    than it is deep) is what lies beyond the paper (a table, the sheet's edge) and is erased from the
+    mask; a digit that touches or fills the frame is as deep as it is long."""
     h, w = mask.shape
     joined = cv2.dilate(mask, SQUARE)  # bridge one-pixel breaks in thin strokes
     n, labels, stats, _ = cv2.connectedComponentsWithStats(joined, connectivity=8)
@@ -193,8 +215,15 @@ def pieces(mask: np.ndarray, cfg: SegmentConfig) -> list[list[int]]:
     if beyond.any():
         mask[beyond[labels]] = 0
     min_piece = max(2, cfg.min_height // 3)
-    return [[int(v) for v in stats[i, :4]] for i in range(1, n)
-            if not beyond[i] and max(stats[i, 2], stats[i, 3]) >= min_piece]
+    keep = [i for i in range(1, n) if not beyond[i] and max(stats[i, 2], stats[i, 3]) >= min_piece]
+    if len(keep) > MAX_PIECES:  # a frame of clutter (stars, gravel): its largest pieces are enough
+        keep = sorted(sorted(keep, key=lambda i: -int(bw[i]) * int(bh[i]))[:MAX_PIECES])
+    return labels, [(i, [int(v) for v in stats[i, :4]]) for i in keep]
+
+
+def pieces(mask: np.ndarray, cfg: SegmentConfig) -> list[list[int]]:
+    """Boxes (x, y, w, h) of the ink's connected pieces large enough to be part of a digit."""
+    return [box for _, box in components(mask, cfg)[1]]
 
 
 def find_boxes(mask: np.ndarray, cfg: SegmentConfig) -> list[tuple[int, int, int, int]]:
@@ -336,9 +365,16 @@ def _single_box(boxes: list[list[int]]) -> list[tuple[int, int, int, int]]:
     return [(x0, y0, x1 - x0, y1 - y0)]
 
 
-def segment(frame: np.ndarray, cfg: SegmentConfig = SegmentConfig(), single: bool = False) -> list[Digit]:
+def segment(frame: np.ndarray, cfg: SegmentConfig = SegmentConfig(), single: bool = False, verify=None,
+            candidates: bool = False) -> list[Digit]:
     """All digits of a frame, in reading order, each as a (28, 28) MNIST-style image. With `single`, the
-    whole image is one digit."""
+    whole image is one digit.
+
+    With `verify` (a function (N, 28, 28) uint8 -> (N,) probability that each is a digit: the digit
+    verifier), pieces are grouped and split by what the verifier reads best, pieces that no grouping
+    makes a digit are dropped, and lines may run in any direction (see group.py). Without it, the
+    geometric rules alone decide (the web app's pipeline, kept in step with preprocess.js).
+    With `candidates`, every candidate group the verifier would score is returned instead (training data)."""
     gray = to_gray(frame)
     single = single or max(gray.shape) <= cfg.single_side
     f = -(-max(gray.shape) // cfg.max_side)  # the smallest whole factor that fits max_side
@@ -356,6 +392,11 @@ def segment(frame: np.ndarray, cfg: SegmentConfig = SegmentConfig(), single: boo
         fine_ink, fine_mask, fine_boxes = _search(_shrink(gray, fine), cfg, single)
         if fine_boxes:
             f, ink, mask, boxes = fine, fine_ink, fine_mask, fine_boxes
+    if not single and (verify is not None or candidates):
+        from edgedigits.deploy import group
+
+        found = group.read(ink, mask, cfg, verify, candidates)
+        return [Digit((x * f, y * f, w * f, h * f), image, line) for (x, y, w, h), image, line in found]
     digits = []
     for (x, y, w, h), line in reading_order(boxes):
         image = to_mnist(ink[y:y + h, x:x + w], mask[y:y + h, x:x + w], cfg)

@@ -97,6 +97,7 @@ class TFLiteRunner:
     delegate: str | None = None  # "edgetpu"
     device: str | None = None  # Edge TPU: "usb", "pci", "usb:0", "pci:1", or None for any
     name: str = "litert"
+    classes: int = 10  # outputs per digit (the verifier has 2)
 
     def __post_init__(self):
         it = litert()
@@ -108,7 +109,7 @@ class TFLiteRunner:
             raise EdgeDigitsError(f"{self.path}: LiteRT cannot load it: {str(e).splitlines()[0]}") from None
         self._inp = self.interpreter.get_input_details()[0]
         self._out = self.interpreter.get_output_details()[0]
-        _check_contract(self.path, list(self._inp["shape_signature"]), list(self._out["shape_signature"]))
+        _check_contract(self.path, list(self._inp["shape_signature"]), list(self._out["shape_signature"]), self.classes)
         self.dynamic_batch = int(self._inp["shape_signature"][0]) == -1
         self.input_dtype = np.dtype(self._inp["dtype"])
         self._batch = int(self._inp["shape"][0])
@@ -141,7 +142,7 @@ class TFLiteRunner:
             y = self._run(x)
         else:  # static batch (Edge TPU models): one at a time
             y = np.concatenate([self._run(x[i:i + 1]) for i in range(len(x))]) if len(x) else \
-                np.zeros((0, 10), self._out["dtype"])
+                np.zeros((0, self.classes), self._out["dtype"])
         if np.dtype(self._out["dtype"]) in (np.int8, np.uint8):
             y = dequantize(y, *self._out["quantization"])
         return y.astype(np.float32, copy=False)
@@ -153,6 +154,7 @@ class OnnxRunner:
     threads: int = 1
     providers: tuple[str, ...] | None = None  # default: the CPU
     name: str = "onnxruntime"
+    classes: int = 10
 
     def __post_init__(self):
         try:
@@ -169,7 +171,8 @@ class OnnxRunner:
             self.session = ort.InferenceSession(str(self.path), opts, providers=providers)
         except Exception as e:  # ONNX Runtime raises its own exception types
             raise EdgeDigitsError(f"{self.path}: ONNX Runtime cannot load it: {str(e).splitlines()[0]}") from None
-        _check_contract(self.path, self.session.get_inputs()[0].shape, self.session.get_outputs()[0].shape)
+        _check_contract(self.path, self.session.get_inputs()[0].shape, self.session.get_outputs()[0].shape,
+                        self.classes)
         self._inp = self.session.get_inputs()[0].name
         self._out = self.session.get_outputs()[0].name
 
@@ -177,12 +180,52 @@ class OnnxRunner:
         return self.session.run([self._out], {self._inp: to_float(digits)})[0]
 
 
-def _check_contract(path: Path, inp: list, out: list) -> None:
+def _check_contract(path: Path, inp: list, out: list, classes: int = 10) -> None:
     """A digit model takes (N, 28, 28, 1) and gives (N, 10); anything else would fail on the first frame."""
     if [int(v) if isinstance(v, (int, np.integer)) else -1 for v in inp[1:]] != [28, 28, 1] or not len(out) \
-            or out[-1] != 10:
+            or out[-1] != classes:
         raise EdgeDigitsError(f"{path}: not a digit model: input {list(inp)}, output {list(out)}; expected "
-                              f"(N, 28, 28, 1) in and (N, 10) out")
+                              f"(N, 28, 28, 1) in and (N, {classes}) out")
+
+
+VERIFIER = Path(__file__).parent / "models" / "verifier"  # the shipped digit verifier (train/verifier.py)
+VERIFIER_FILES = {"litert": "verifier.int8.tflite", "onnxruntime": "verifier.fp32.onnx"}
+
+
+class Verifier:
+    """`(N, 28, 28) uint8 digits -> (N,) probability that each is one digit`: the camera pipeline's
+    judge of what is a digit (deploy/group.py). Runs on the CPU with the runtime of the model it
+    serves: LiteRT (int8) beside a .tflite model, also an Edge TPU one; ONNX Runtime beside an .onnx."""
+
+    def __init__(self, runtime: str = "litert", threads: int = 1, folder: Path = VERIFIER):
+        path = Path(folder) / VERIFIER_FILES["onnxruntime" if runtime == "onnxruntime" else "litert"]
+        if not path.is_file():
+            raise EdgeDigitsError(f"{path}: the digit verifier is missing (reinstall edgedigits, or "
+                                  f"run `python -m edgedigits.train.verifier --out {Path(folder)}`)")
+        self.path = path
+        self.runner = OnnxRunner(path, threads, classes=2) if path.suffix == ".onnx" else \
+            TFLiteRunner(path, threads, classes=2)
+
+    def __call__(self, digits: np.ndarray) -> np.ndarray:
+        digits = check_digits(digits)
+        n = len(digits)
+        if not n:
+            return np.zeros(0, np.float32)
+        # batches padded to a few sizes (8, 16, 32, then multiples of 32): LiteRT reallocates its
+        # tensors whenever the batch changes
+        size = 1 << max(3, (n - 1).bit_length()) if n <= 32 else -(-n // 32) * 32
+        if size != n:
+            digits = np.concatenate([digits, np.zeros((size - n, *digits.shape[1:]), np.uint8)])
+        return self.runner(digits)[:n, 1]
+
+
+def attach_verifier(runner, labels, threads: int = 1):
+    """Give a digit model's runner the verifier (runner.verify); a model of other classes gets none."""
+    if [str(v) for v in labels] == [str(d) for d in range(10)]:
+        runner.verify = Verifier(runner.name if runner.name == "onnxruntime" else "litert", threads)
+    else:
+        runner.verify = None
+    return runner
 
 
 def load_edgetpu_delegate(device: str | None = None):
@@ -243,4 +286,4 @@ def from_manifest(manifest, target: str = "cpu", threads: int = 1, device: str |
         say(f"notice: {e}\nnotice: falling back to the CPU with the plain int8 model ({plain})")
         runner = load_runner(m.file(m.artifact(plain)), threads, "cpu")
     runner.labels = [str(v) for v in m.data["labels"]]  # class names, in output order
-    return runner
+    return attach_verifier(runner, runner.labels, threads)

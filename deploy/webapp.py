@@ -25,10 +25,11 @@ from edgedigits.atomic import atomic_folder
 from edgedigits.contract import CONFIDENCE, PIXEL_SCALE, SegmentConfig
 from edgedigits.errors import EdgeDigitsError
 from edgedigits.formats import FORMATS, TARGETS
+from edgedigits.deploy.runners import VERIFIER, VERIFIER_FILES
 from edgedigits.manifest import Manifest, load_manifest
 
 WEB = Path(__file__).with_name("web")
-PAGE_FILES = ("index.html", "app.js", "preprocess.js", "sw.js", "style.css", "app.webmanifest")
+PAGE_FILES = ("index.html", "app.js", "preprocess.js", "group.js", "sw.js", "style.css", "app.webmanifest")
 # runtime -> (model file name in the app, {node_modules path: app path}). Which formats it runs, and
 # which by default, is the format table's word (edgedigits.formats: `web`, `default_for`).
 # ONNX Runtime Web runs the int8 QDQ model on WebAssembly (SIMD, one thread: no cross-origin isolation
@@ -99,6 +100,10 @@ def build(manifest, out: Path, runtime: str = DEFAULT_RUNTIME, fmt: str | None =
                 "pixel_scale": PIXEL_SCALE,
                 "preprocessing": m.data["preprocessing"], "source": m.data["source"]["model"],
                 "segment": _camel(asdict(SegmentConfig()))}  # preprocess.js takes the Python pipeline's settings
+        if [str(v) for v in m.data["labels"]] == [str(d) for d in range(10)]:  # digits: the verifier decides what is one
+            shutil.copy2(VERIFIER / VERIFIER_FILES["onnxruntime"], tmp / "verifier.onnx")
+            meta["verifier"] = {"model": "verifier.onnx", "input": "digits", "output": "probabilities",
+                                "classes": ["not a digit", "digit"]}
         (tmp / "model.json").write_text(json.dumps(meta, indent=1))
         listed = sorted(p.relative_to(tmp).as_posix() for p in tmp.rglob("*") if p.is_file())
         digest = hashlib.sha256()

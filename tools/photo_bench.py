@@ -1,7 +1,8 @@
 """`edgedigits benchmark photos DIR`: the camera pipeline on real photos, against their labels.
 
 DIR holds images and a `labels.csv` with at least the columns `filename,label`; a label is the digits
-the photo shows, text lines separated by a space ("134678 912532"). Each photo goes through what
+the photo shows, text lines separated by a space ("134678 912532"); an empty label says the photo holds
+no digit, so nothing should be read there (a page of words, a wall, a face). Each photo goes through what
 `edgedigits deploy --source PHOTO` runs: decoding, finding and normalizing the digits, one batched
 inference. Per photo: the expected and the read text, the time; over the folder: photos read exactly,
 digit accuracy and digits found (from an alignment of the read digits to the expected ones), a
@@ -33,8 +34,9 @@ def read_labels(folder: Path) -> list[tuple[str, str]]:
             name, label = (row.get("filename") or "").strip(), (row.get("label") or "").strip()
             if not name or Path(name).name != name:
                 raise EdgeDigitsError(f"{path}, line {line}: {name!r} is not a file name in this folder")
-            if not label or not all(part.isdigit() for part in label.split(" ")):
-                raise EdgeDigitsError(f"{path}, line {line}: label {label!r} is not digits (lines separated by one space)")
+            if label and not all(part and all(c in "0123456789" for c in part) for part in label.split(" ")):
+                raise EdgeDigitsError(f"{path}, line {line}: label {label!r} is not digits 0-9 (lines separated by "
+                                      f"one space; empty for a photo with no digit)")
             if not (folder / name).is_file():
                 raise EdgeDigitsError(f"{path}, line {line}: {folder / name}: no such file")
             rows.append((name, label))
@@ -68,7 +70,7 @@ def align(expected: str, read: str) -> list[tuple[str | None, str | None]]:
 
 
 def photo_benchmark(folder: Path, manifest: Path, target: str = "cpu", threads: int = 1, single: bool = False,
-                    fmt: str | None = None, say=print) -> dict:
+                    fmt: str | None = None, verifier: bool = True, say=print) -> dict:
     import cv2
 
     from edgedigits.deploy import camera
@@ -78,8 +80,11 @@ def photo_benchmark(folder: Path, manifest: Path, target: str = "cpu", threads: 
     rows = read_labels(folder)
     cv2.setNumThreads(1)
     runner = from_manifest(manifest, target, threads, fmt=fmt)
+    if not verifier:
+        runner.verify = None
     confusion = np.zeros((10, 10), np.int64)  # [expected, read], aligned digits only
     files, correct, found, total, exact = [], 0, 0, 0, 0
+    empty = with_output = invented = 0  # photos that hold no digit: any output there is invented
     for name, label in rows:
         t0 = time.perf_counter()
         image = cv2.imread(str(folder / name), cv2.IMREAD_COLOR)
@@ -97,14 +102,21 @@ def photo_benchmark(folder: Path, manifest: Path, target: str = "cpu", threads: 
         digits = len(label.replace(" ", ""))
         correct, found, total = correct + n_correct, found + n_found, total + digits
         exact += rec.text == label
+        if not label:
+            empty += 1
+            with_output += bool(rec.digits)
+            invented += len(rec.digits)
         files.append({"file": name, "expected": label, "read": rec.text, "exact": rec.text == label,
                       "size": [int(image.shape[1]), int(image.shape[0])], "digits": digits, "correct": n_correct,
                       "decode_ms": (t1 - t0) * 1000, "recognize_ms": (t2 - t1) * 1000})
     ms = np.array([f["recognize_ms"] for f in files])
     report = {"folder": str(folder), "model": str(manifest), "target": target, "threads": threads, "single": single,
+              "verifier": runner.verify is not None,
               "photos": len(files), "exact": exact, "exact_rate": exact / len(files),
-              "digits": total, "digits_correct": correct, "digit_accuracy": correct / total,
-              "digits_found": found / total,
+              "digits": total, "digits_correct": correct, "digit_accuracy": correct / total if total else None,
+              "digits_found": found / total if total else None,
+              "no_digit_photos": empty, "no_digit_photos_with_output": with_output,
+              "invented_per_100": 100 * invented / empty if empty else None,
               "recognize_ms": {"p50": float(np.percentile(ms, 50)), "p95": float(np.percentile(ms, 95)),
                                "max": float(ms.max())},
               "confusion": confusion.tolist(), "files": files}
@@ -116,17 +128,22 @@ def table(report: dict) -> str:
     lines = [f"{'file':<28} {'expected':>14} {'read':>14}  {'ms':>6}"]
     for f in report["files"]:
         mark = "" if f["exact"] else "   <- misread"
-        lines.append(f"{f['file']:<28} {f['expected']:>14} {f['read'] or '-':>14}  {f['recognize_ms']:6.1f}{mark}")
+        lines.append(f"{f['file']:<28} {f['expected'] or '-':>14} {f['read'] or '-':>14}  {f['recognize_ms']:6.1f}{mark}")
     lines.append(summary(report))
     return "\n".join(lines)
 
 
 def summary(report: dict) -> str:
     r = report
-    return (f"{r['folder']}: {r['exact']}/{r['photos']} photos read exactly ({r['exact_rate']:.1%}); digits "
-            f"{r['digits_correct']}/{r['digits']} right ({r['digit_accuracy']:.1%}), {r['digits_found']:.1%} found; "
-            f"per photo p50 {r['recognize_ms']['p50']:.1f} ms, p95 {r['recognize_ms']['p95']:.1f} ms, "
-            f"max {r['recognize_ms']['max']:.1f} ms (decoding not included)")
+    parts = [f"{r['folder']}: {r['exact']}/{r['photos']} photos read exactly ({r['exact_rate']:.1%})"]
+    if r["digits"]:
+        parts.append(f"digits {r['digits_correct']}/{r['digits']} right ({r['digit_accuracy']:.1%}), "
+                     f"{r['digits_found']:.1%} found")
+    if r.get("no_digit_photos"):
+        parts.append(f"photos with no digit: {r['no_digit_photos_with_output']}/{r['no_digit_photos']} with any output, "
+                     f"{r['invented_per_100']:.0f} digits invented per 100")
+    return "; ".join(parts) + (f"; per photo p50 {r['recognize_ms']['p50']:.1f} ms, p95 {r['recognize_ms']['p95']:.1f} ms, "
+                               f"max {r['recognize_ms']['max']:.1f} ms (decoding not included)")
 
 
 def markdown(report: dict, command: str = "") -> str:
@@ -134,7 +151,7 @@ def markdown(report: dict, command: str = "") -> str:
            "| file | size | expected | read | ms |", "| --- | ---: | ---: | ---: | ---: |"]
     for f in report["files"]:
         read = f["read"] if f["exact"] else f"**{f['read'] or '-'}**"
-        out.append(f"| {f['file']} | {f['size'][0]}x{f['size'][1]} | {f['expected']} | {read} | {f['recognize_ms']:.1f} |")
+        out.append(f"| {f['file']} | {f['size'][0]}x{f['size'][1]} | {f['expected'] or '-'} | {read} | {f['recognize_ms']:.1f} |")
     out += ["", "Confusion of the aligned digits (rows: expected, columns: read):", "",
             "| | " + " | ".join(map(str, range(10))) + " |", "| --- " * 11 + "|"]
     for d, row in enumerate(report["confusion"]):
@@ -161,8 +178,8 @@ def plot(report: dict, path: Path) -> None:
     ax.set_yticks(range(10))
     ax.set_xlabel("read")
     ax.set_ylabel("expected")
-    ax.set_title(f"{Path(report['folder']).name}: {report['exact']}/{report['photos']} photos exact, "
-                 f"{report['digit_accuracy']:.1%} of digits", fontsize=9)
+    digits = f"{report['digit_accuracy']:.1%} of digits" if report["digits"] else "no digit expected"
+    ax.set_title(f"{Path(report['folder']).name}: {report['exact']}/{report['photos']} photos exact, {digits}", fontsize=9)
     fig.tight_layout()
     atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))
     plt.close(fig)

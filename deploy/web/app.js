@@ -1,5 +1,6 @@
 // The edgedigits web app: the phone's camera -> digits on paper -> the model, all in the browser.
 // Nothing leaves the device: the model and runtime are files of this app, cached by sw.js for offline use.
+import { segmentVerified } from './group.js';
 import { CONFIG, segment } from './preprocess.js';
 
 const $ = (id) => document.getElementById(id);
@@ -23,19 +24,31 @@ async function loadModel() {
   ort.env.wasm.wasmPaths = new URL('runtime/', location.href).href;
   ort.env.wasm.numThreads = 1;  // no SharedArrayBuffer needed: works without cross-origin isolation
   const session = await ort.InferenceSession.create(meta.model, { executionProviders: ['wasm'] });
-  const run = async (digits, count) => {
+  const runner = (s, input, output) => async (digits, count) => {
     const x = new Float32Array(count * 784);
     for (let i = 0; i < x.length; i++) x[i] = digits[i] * meta.pixel_scale;  // the contract (model.json)
-    const out = await session.run({ [meta.input.name]: new ort.Tensor('float32', x, [count, 28, 28, 1]) });
-    return out[meta.output.name].data;
+    const out = await s.run({ [input]: new ort.Tensor('float32', x, [count, 28, 28, 1]) });
+    return out[output].data;
   };
-  return { meta, run, n };
+  const run = runner(session, meta.input.name, meta.output.name);
+  let verify = null;  // the digit verifier: which pieces are digits (group.js); a model of other classes has none
+  if (meta.verifier) {
+    const v = meta.verifier;
+    const probs = runner(await ort.InferenceSession.create(v.model, { executionProviders: ['wasm'] }), v.input, v.output);
+    verify = async (digits, count) => {
+      const p = await probs(digits, count), out = new Float32Array(count);
+      for (let i = 0; i < count; i++) out[i] = p[2 * i + 1];  // [not a digit, a digit]
+      return out;
+    };
+  }
+  return { meta, run, n, verify };
 }
 
 // ---------------------------------------------------------------------------------- one frame
 async function recognize(model, rgba, w, h, single = false) {
   const t0 = performance.now();
-  const found = segment(rgba, w, h, model.meta.segmentConfig, single);
+  const found = model.verify ? await segmentVerified(rgba, w, h, model.meta.segmentConfig, model.verify, single)
+    : segment(rgba, w, h, model.meta.segmentConfig, single);
   const t1 = performance.now();
   const digits = new Uint8Array(found.length * 784);
   found.forEach((d, i) => digits.set(d.image, i * 784));

@@ -5,14 +5,16 @@
 // digits, within a grey level or two (tests/deploy/test_web.py checks the parity). Images are
 // {data: Uint8Array, w, h}, one byte per pixel, row-major.
 
+const MAX_PIECES = 400;  // deploy/preprocess.py MAX_PIECES
+
 // SegmentConfig of deploy/preprocess.py (the app's model.json carries the Python values, which win).
 export const CONFIG = {
   maxSide: 320, smallDigit: 20, minHeight: 8, minInkFrac: 0.35, minContrast: 20, lowFrac: 0.5,
   paperFrac: 1 / 12, lineSpan: 0.8, maxAspect: 2.2, maxStroke: 0.4, relativeHeight: 0.4,
-  strokeTarget: 2.6, singleSide: 64,
+  strokeTarget: 2.6, singleSide: 64, minDigit: 0.5,
 };
 
-const img = (w, h, data) => ({ w, h, data: data || new Uint8Array(w * h) });
+export const img = (w, h, data) => ({ w, h, data: data || new Uint8Array(w * h) });
 const round = (v) => Math.floor(v + 0.5);  // deploy/preprocess.py _round
 const rint = (v) => { const f = Math.floor(v); const d = v - f; return d > 0.5 || (d === 0.5 && f % 2 !== 0) ? f + 1 : f; };  // cvRound: half to even
 const sat = (v) => (v < 0 ? 0 : v > 255 ? 255 : v);
@@ -337,8 +339,8 @@ export function removePaperLines(mask, lineSpan) {
   return out;
 }
 
-// deploy/preprocess.py pieces: boxes of the ink's pieces; a strip hugging the frame's edge is erased
-export function pieces(mask, cfg = CONFIG) {
+// deploy/preprocess.py components: the ink's pieces (label, box); a strip hugging the frame's edge is erased
+export function pieceComponents(mask, cfg = CONFIG) {
   const { w, h } = mask, { labels, boxes } = components(dilateRect(mask, 3, 3));
   const n = boxes.length, top = new Int32Array(n), bottom = new Int32Array(n), left = new Int32Array(n), right = new Int32Array(n);
   for (let x = 0; x < w; x++) { top[labels[x]]++; bottom[labels[(h - 1) * w + x]]++; }
@@ -352,34 +354,59 @@ export function pieces(mask, cfg = CONFIG) {
   }
   if (erase) for (let i = 0; i < mask.data.length; i++) if (beyond[labels[i]]) mask.data[i] = 0;
   const minPiece = Math.max(2, Math.floor(cfg.minHeight / 3));
-  return boxes.filter((b, i) => i > 0 && !beyond[i] && Math.max(b[2], b[3]) >= minPiece);
+  let keep = [];
+  for (let i = 1; i < n; i++) if (!beyond[i] && Math.max(boxes[i][2], boxes[i][3]) >= minPiece) keep.push(i);
+  if (keep.length > MAX_PIECES) {  // a frame of clutter: its largest pieces are enough
+    keep = keep.map((i, k) => [i, k]).sort((p, q) => boxes[q[0]][2] * boxes[q[0]][3] - boxes[p[0]][2] * boxes[p[0]][3] || p[1] - q[1])
+      .slice(0, MAX_PIECES).map((p) => p[0]).sort((p, q) => p - q);
+  }
+  return { labels, comps: keep.map((i) => ({ id: i, box: boxes[i] })) };
+}
+
+export function pieces(mask, cfg = CONFIG) {
+  return pieceComponents(mask, cfg).comps.map((c) => c.box);
+}
+
+// deploy/preprocess.py merge_groups: the pieces of one digit (one above the other sharing most of a
+// column, or one inside the other), every pair of group boxes tested each round, at most 8 rounds
+export function mergeGroups(boxes) {
+  let groups = boxes.map((_, i) => [i]), b = boxes.map((x) => x.slice());
+  for (let round = 0; round < 8 && groups.length > 1; round++) {
+    const parent = groups.map((_, i) => i);
+    const root = (i) => { while (parent[i] !== i) { parent[i] = parent[parent[i]]; i = parent[i]; } return i; };
+    let any = false;
+    for (let i = 0; i < b.length; i++) {
+      for (let j = i + 1; j < b.length; j++) {
+        const o = b[i], q = b[j];
+        const ox = Math.min(o[0] + o[2], q[0] + q[2]) - Math.max(o[0], q[0]);
+        const oy = Math.min(o[1] + o[3], q[1] + q[3]) - Math.max(o[1], q[1]);
+        const stacked = ox > 0.6 * Math.min(o[2], q[2]) && -oy < 0.25 * Math.max(o[3], q[3]);
+        const inside = ox > 0.5 * Math.min(o[2], q[2]) && oy > 0.5 * Math.min(o[3], q[3]);
+        if (stacked || inside) { parent[root(i)] = root(j); any = true; }
+      }
+    }
+    if (!any) break;
+    const joined = new Map();
+    for (let i = 0; i < groups.length; i++) {
+      const r = root(i);
+      if (!joined.has(r)) joined.set(r, []);
+      joined.get(r).push(i);
+    }
+    const members = [...joined.values()];
+    groups = members.map((m) => m.flatMap((i) => groups[i]));
+    b = members.map((m) => unionBox(m.map((i) => b[i])));
+  }
+  return groups;
+}
+
+export function unionBox(boxes) {
+  const x0 = Math.min(...boxes.map((q) => q[0])), y0 = Math.min(...boxes.map((q) => q[1]));
+  const x1 = Math.max(...boxes.map((q) => q[0] + q[2])), y1 = Math.max(...boxes.map((q) => q[1] + q[3]));
+  return [x0, y0, x1 - x0, y1 - y0];
 }
 
 function merge(boxes) {
-  let merged = true;
-  while (merged && boxes.length > 1) {
-    merged = false;
-    boxes.sort((a, b) => a[0] - b[0]);
-    const out = [];
-    for (const b of boxes) {
-      let joined = false;
-      for (const o of out) {
-        const ox = Math.min(o[0] + o[2], b[0] + b[2]) - Math.max(o[0], b[0]);
-        const oy = Math.min(o[1] + o[3], b[1] + b[3]) - Math.max(o[1], b[1]);
-        const stacked = ox > 0.6 * Math.min(o[2], b[2]) && -oy < 0.25 * Math.max(o[3], b[3]);
-        const inside = ox > 0.5 * Math.min(o[2], b[2]) && oy > 0.5 * Math.min(o[3], b[3]);
-        if (stacked || inside) {
-          const x0 = Math.min(o[0], b[0]), y0 = Math.min(o[1], b[1]);
-          o.splice(0, 4, x0, y0, Math.max(o[0] + o[2], b[0] + b[2]) - x0, Math.max(o[1] + o[3], b[1] + b[3]) - y0);
-          merged = joined = true;
-          break;
-        }
-      }
-      if (!joined) out.push(b.slice());
-    }
-    boxes = out;
-  }
-  return boxes;
+  return mergeGroups(boxes).map((g) => unionBox(g.map((i) => boxes[i])));
 }
 
 export function findBoxes(mask, cfg = CONFIG) {
@@ -426,7 +453,7 @@ export function readingOrder(boxes) {
   return out;
 }
 
-function crop(src, x, y, w, h) {
+export function crop(src, x, y, w, h) {
   const out = img(w, h);
   for (let r = 0; r < h; r++) out.data.set(src.data.subarray((y + r) * src.w + x, (y + r) * src.w + x + w), r * w);
   return out;
@@ -445,7 +472,7 @@ export function strokeWidth(mask) {
   return (2 * area) / Math.max(area - interior, 1);
 }
 
-function boundingRect(mask) {
+export function boundingRect(mask) {
   let x0 = mask.w, y0 = mask.h, x1 = -1, y1 = -1;
   for (let y = 0; y < mask.h; y++) for (let x = 0; x < mask.w; x++) if (mask.data[y * mask.w + x]) {
     if (x < x0) x0 = x; if (x > x1) x1 = x; if (y < y0) y0 = y; if (y > y1) y1 = y;
@@ -453,7 +480,7 @@ function boundingRect(mask) {
   return x1 < 0 ? null : [x0, y0, x1 - x0 + 1, y1 - y0 + 1];
 }
 
-const count = (m) => { let n = 0; for (const v of m.data) n += v ? 1 : 0; return n; };
+export const count = (m) => { let n = 0; for (const v of m.data) n += v ? 1 : 0; return n; };
 
 // deploy/preprocess.py to_mnist: one digit's ink and mask -> 28x28, MNIST's layout
 export function toMnist(ink, mask, cfg = CONFIG) {
@@ -520,8 +547,9 @@ function search(small, cfg, single) {
   return { ink, mask, boxes };
 }
 
-// deploy/preprocess.py segment: every digit of a frame, in reading order; with single, the image is one digit
-export function segment(rgba, w, h, cfg = CONFIG, single = false) {
+// deploy/preprocess.py segment, up to the search: grey, inverted if light on dark, searched at the
+// search size and again at twice the resolution for small or no digits. {ink, mask, boxes, f, single}
+export function scan(rgba, w, h, cfg = CONFIG, single = false) {
   let gray = toGray(rgba, w, h);
   single = single || Math.max(w, h) <= cfg.singleSide;
   let f = Math.ceil(Math.max(w, h) / cfg.maxSide);  // the smallest whole factor that fits maxSide
@@ -533,7 +561,13 @@ export function segment(rgba, w, h, cfg = CONFIG, single = false) {
     const fine = Math.ceil(f / 2), again = search(shrink(gray, fine), cfg, single);  // small or no digits: twice the resolution
     if (again.boxes.length) { f = fine; found = again; }
   }
-  const { ink, mask, boxes } = found;
+  return { ...found, f, single };
+}
+
+// deploy/preprocess.py segment without a verifier: every digit of a frame by the geometric rules, in
+// reading order; with single, the image is one digit
+export function segment(rgba, w, h, cfg = CONFIG, single = false) {
+  const { ink, mask, boxes, f } = scan(rgba, w, h, cfg, single);
   return readingOrder(boxes).map(({ box: [x, y, bw, bh], line }) => ({
     box: [x * f, y * f, bw * f, bh * f],  // in the frame's pixels
     line,

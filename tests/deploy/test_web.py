@@ -53,13 +53,14 @@ def scenes(sample, app, python_runner):
 
 def test_app_files_and_policy(app):
     files = json.loads((app / "precache.json").read_text())
-    assert {"index.html", "app.js", "preprocess.js", "model.onnx", "model.json", "runtime/ort.wasm.min.mjs",
-            "runtime/ort-wasm-simd-threaded.wasm"} <= set(files)
+    assert {"index.html", "app.js", "preprocess.js", "group.js", "model.onnx", "verifier.onnx", "model.json",
+            "runtime/ort.wasm.min.mjs", "runtime/ort-wasm-simd-threaded.wasm"} <= set(files)
     html = (app / "index.html").read_text()
     assert "default-src 'self'" in html and "script-src 'self' 'wasm-unsafe-eval'" in html
     assert "__VERSION__" not in (app / "sw.js").read_text()
     meta = json.loads((app / "model.json").read_text())
     assert meta["format"] == "onnx_int8" and meta["labels"] == [str(d) for d in range(10)]
+    assert meta["verifier"]["model"] == "verifier.onnx" and meta["segment"]["minDigit"] == 0.5
 
 
 def test_reads_the_fake_camera_offline_and_same_origin_only(app, scenes, tmp_path):
@@ -101,7 +102,7 @@ def test_javascript_and_python_preprocessing_agree(app, scenes, python_runner):
         page.evaluate("async () => { await window.edgedigits.ready; }")
         for i, (frame, text) in enumerate(scenes):
             js = B.page_recognize(page, f"{url}t/{i}.png")
-            py = segment(cv2.imread(str(app / "t" / f"{i}.png")))
+            py = segment(cv2.imread(str(app / "t" / f"{i}.png")), verify=python_runner.verify)
             assert [tuple(d["box"]) for d in js["digits"]] == [d.box for d in py]
             for d, p in zip(js["digits"], py):
                 diff = np.abs(np.array(d["image"]).reshape(28, 28) - p.image.astype(int))
@@ -117,7 +118,7 @@ def app_photos(app):
     import shutil
 
     rows = []
-    for folder in ("single", "multi"):
+    for folder in ("single", "multi", "pages", "nodigits"):
         (app / "photos" / folder).mkdir(parents=True, exist_ok=True)
         for name, label in photo_labels(folder):
             shutil.copy(PHOTOS / folder / name, app / "photos" / folder / name)
@@ -125,7 +126,7 @@ def app_photos(app):
     return rows
 
 
-def test_javascript_and_python_agree_on_real_photos(app, app_photos):
+def test_javascript_and_python_agree_on_real_photos(app, app_photos, python_runner):
     """The same PNG photos (JPEG decoders differ) through both pipelines at their own size: the same
     boxes and nearly the same 28x28 digits. Covers close-ups (a marker thinned, the paper estimated over
     a wider window), small blurry crops and light-on-dark-free paper."""
@@ -136,7 +137,7 @@ def test_javascript_and_python_agree_on_real_photos(app, app_photos):
         page.evaluate("async () => { await window.edgedigits.ready.catch(() => {}); }")
         for rel, _ in pngs:
             js = B.page_recognize(page, url + rel)
-            py = segment(cv2.imread(str(app / rel)))
+            py = segment(cv2.imread(str(app / rel)), verify=python_runner.verify)
             assert [tuple(d["box"]) for d in js["digits"]] == [d.box for d in py], rel
             for d, p in zip(js["digits"], py):
                 diff = np.abs(np.array(d["image"]).reshape(28, 28) - p.image.astype(int))

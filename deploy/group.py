@@ -1,0 +1,264 @@
+"""Segmentation by recognition: which pieces of ink make a digit is decided by what the verifier reads.
+
+Geometric rules alone cannot tell a 5's loose top bar (one digit) from a digit written just above
+another in a grid (two), or two digits written joined (one piece) from a wide 0. As the check readers
+of LeCun, Bottou, Bengio and Haffner (1998) do, the pieces are over-segmented and every way of grouping
+them is scored by a recognizer that knows what is not a digit (the verifier, trained on fragments,
+joined digits, letters, texture: train/negatives.py):
+
+  1. pieces: the ink's connected parts (preprocess.components);
+  2. clusters: pieces that could belong to one digit (sharing most of a column and nearly touching,
+     or one inside the other), ordered top to bottom;
+  3. candidates: every run of consecutive pieces of a cluster (all of them for up to 4 pieces, runs
+     of up to 3 beyond), each normalized as MNIST and scored in one batch by the verifier;
+  4. per cluster, the partition into runs with the highest likelihood: each run is read as a digit
+     (log p) or set aside (log (1 - p) + log SET_ASIDE, a penalty, so that ink is set aside only when
+     no grouping reads as a digit: two digits merged into one unreadable group score below the two
+     digits apart);
+  5. a piece wider than a digit, or one that reads badly, is cut at the valleys of its column profile
+     and the cuts are chosen the same way (joined digits);
+  6. the runs read as digits, and no other, are kept; reading order follows the lines' own direction.
+"""
+
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+
+from edgedigits.contract import SegmentConfig
+
+SET_ASIDE = 0.5  # the prior cost of calling ink "not a digit" (see 4. above)
+MAX_RUN = 3  # pieces in a run of a large cluster (a 5 is two, a broken 4 or 8 three)
+
+
+def _union(boxes) -> tuple[int, int, int, int]:
+    x0, y0 = min(b[0] for b in boxes), min(b[1] for b in boxes)
+    x1, y1 = max(b[0] + b[2] for b in boxes), max(b[1] + b[3] for b in boxes)
+    return (x0, y0, x1 - x0, y1 - y0)
+
+
+class _Scorer:
+    """Normalizes candidate groups of pieces and scores them with the verifier, in batches."""
+
+    def __init__(self, ink, mask, labels, cfg: SegmentConfig):
+        self.ink, self.mask, self.labels, self.cfg = ink, mask, labels, cfg
+
+    def group_mask(self, box, ids) -> np.ndarray:
+        """The ink of the pieces `ids` inside `box` (another piece reaching into the box left out)."""
+        x, y, w, h = box
+        lab = self.labels[y:y + h, x:x + w]
+        keep = lab == ids[0] if len(ids) == 1 else np.isin(lab, ids)
+        return np.where(keep, self.mask[y:y + h, x:x + w], 0).astype(np.uint8)
+
+    def image(self, box, ids, cols=None):
+        """The group's ink normalized: the pieces `ids` inside `box`, within its columns `cols`.
+        (tight box, (28, 28) image), or (None, None) where no ink is left."""
+        from edgedigits.deploy.preprocess import to_mnist
+
+        x, y, w, h = box
+        m = self.group_mask(box, ids)
+        if cols is not None:
+            m[:, :cols[0]] = 0
+            m[:, cols[1]:] = 0
+        if not cv2.countNonZero(m):
+            return None, None
+        bx, by, bw, bh = cv2.boundingRect(m)
+        tight = (x + bx, y + by, bw, bh)
+        return tight, to_mnist(self.ink[tight[1]:tight[1] + bh, tight[0]:tight[0] + bw],
+                               m[by:by + bh, bx:bx + bw], self.cfg)
+
+    def plausible(self, box, image_mask=None) -> bool:
+        """Cheap geometry first: tall enough, not a filled blob, not a speck's outline."""
+        from edgedigits.deploy.preprocess import stroke_width
+
+        x, y, w, h = box
+        if h < self.cfg.min_height or w > 6 * h:
+            return False
+        m = self.mask[y:y + h, x:x + w]
+        return cv2.countNonZero(m) >= 0.03 * w * h and stroke_width(m) <= self.cfg.max_stroke * h
+
+
+def _cost(p: float) -> tuple[float, bool]:
+    """(log-likelihood, read as a digit) of one group with verifier probability p."""
+    p = min(max(p, 1e-6), 1 - 1e-6)
+    digit, aside = math.log(p), math.log(1 - p) + math.log(SET_ASIDE)
+    return (digit, True) if digit >= aside else (aside, False)
+
+
+def _best_partition(n: int, cost) -> list[tuple[int, int]]:
+    """The runs [i, j) of 0..n-1 that maximize the summed cost(i, j) (None: not allowed)."""
+    best = [0.0] + [-math.inf] * n
+    back = [0] * (n + 1)
+    for j in range(1, n + 1):
+        for i in range(j - 1, -1, -1):
+            c = cost(i, j)
+            if c is not None and best[i] + c > best[j]:
+                best[j], back[j] = best[i] + c, i
+    runs, j = [], n
+    while j > 0:
+        runs.append((back[j], j))
+        j = back[j]
+    return runs[::-1]
+
+
+def _valleys(m: np.ndarray, height: int, limit: int = 14) -> list[int]:
+    """Columns where joined digits can be cut: the local minima of the ink's column profile (ink
+    pixels per column, summed over 3 columns), the lowest first, at least a tenth of the height apart.
+    Whole numbers throughout, so the web app's port finds the same columns."""
+    counts = np.count_nonzero(m, axis=0).astype(np.int64)
+    w = len(counts)
+    if w < 3:
+        return []
+    padded = np.concatenate([counts[1:2], counts, counts[-2:-1]])  # reflected, as OpenCV's default border
+    prof = padded[:-2] + padded[1:-1] + padded[2:]
+    margin = max(2, height // 6)
+    cand = [c for c in range(margin, w - margin) if prof[c] <= prof[c - 1] and prof[c] <= prof[c + 1]]
+    cand.sort(key=lambda c: prof[c])
+    out = []
+    for c in cand:
+        if all(abs(c - o) >= max(2, height // 10) for o in out):
+            out.append(c)
+        if len(out) == limit:
+            break
+    return sorted(out)
+
+
+def read(ink: np.ndarray, mask: np.ndarray, cfg: SegmentConfig, verify, candidates: bool = False):
+    """[(box, image, line)] of the digits, in reading order (boxes at the search size). With
+    `candidates`, every candidate group instead, unscored (line 0)."""
+    from edgedigits.deploy.preprocess import components, merge_groups
+
+    labels, comps = components(mask, cfg)
+    ids = [c[0] for c in comps]
+    boxes = [c[1] for c in comps]
+    scorer = _Scorer(ink, mask, labels, cfg)
+
+    # 1. candidate runs of pieces in each cluster, top to bottom
+    cands = []  # (cluster, i, j, box, image)
+    members = []
+    for g in merge_groups(boxes):
+        g = sorted(g, key=lambda k: boxes[k][1] + boxes[k][3] / 2)
+        members.append(g)
+        longest = len(g) if len(g) <= 4 else MAX_RUN
+        for i in range(len(g)):
+            for j in range(i + 1, min(len(g), i + longest) + 1):
+                box = _union([boxes[k] for k in g[i:j]])
+                if not scorer.plausible(box):
+                    continue
+                run = [ids[k] for k in g[i:j]]
+                tight, image = scorer.image(box, run)
+                if image is not None:
+                    cands.append((len(members) - 1, i, j, tight, image, run))
+    p = _verify(verify, [c[4] for c in cands]) if not candidates else np.zeros(len(cands))
+    score = {(c[0], c[1], c[2]): (c[3], c[4], float(pc), c[5]) for c, pc in zip(cands, p)}
+
+    # 2. per cluster, the most likely partition into runs
+    chosen = []  # (box, image, p, piece labels)
+    for ci, g in enumerate(members):
+        def cost(i, j, ci=ci):
+            s = score.get((ci, i, j))
+            if s is None:  # implausible shape: ink set aside only with a single piece's run
+                return math.log(1e-3) if j - i == 1 else None
+            return _cost(s[2])[0]
+
+        for i, j in _best_partition(len(g), cost):
+            s = score.get((ci, i, j))
+            if s is not None:
+                chosen.append(s)
+
+    # 3. joined digits: a wide group, or one that reads badly, cut at its column valleys
+    wide = [k for k, (box, _, pk, _) in enumerate(chosen)
+            if box[2] >= 0.8 * box[3] and (pk < 0.9 or box[2] > 1.25 * box[3] or candidates)]
+    splits = {}
+    seg_cands = []
+    for k in wide:
+        box, run = chosen[k][0], chosen[k][3]
+        x, y, w, h = box
+        cuts = [0] + _valleys(scorer.group_mask(box, run), h) + [w]
+        for a in range(len(cuts)):
+            for b in range(a + 1, len(cuts)):
+                cw = cuts[b] - cuts[a]
+                if (a, b) == (0, len(cuts) - 1) or cw < 0.2 * h:
+                    continue
+                if cw > 1.3 * h:
+                    break
+                tight, image = scorer.image(box, run, cols=(cuts[a], cuts[b]))
+                if image is not None and scorer.plausible(tight):
+                    seg_cands.append((k, a, b, tight, image, run))
+        splits[k] = cuts
+    if candidates:
+        return [(c[3], c[4], 0) for c in cands] + [(c[3], c[4], 0) for c in seg_cands]
+    if seg_cands:
+        ps = _verify(verify, [c[4] for c in seg_cands])
+        seg = {(c[0], c[1], c[2]): (c[3], c[4], float(pc), c[5]) for c, pc in zip(seg_cands, ps)}
+        for k, cuts in splits.items():
+            whole = _cost(chosen[k][2])[0]
+
+            def cost(a, b, k=k):
+                s = seg.get((k, a, b))
+                if s is None:
+                    return None if (a, b) != (0, len(cuts) - 1) else whole
+                return _cost(s[2])[0]
+
+            runs = _best_partition(len(cuts) - 1, cost)
+            if len(runs) > 1:
+                chosen[k] = None
+                chosen += [seg[(k, a, b)] for a, b in runs if (k, a, b) in seg]
+        chosen = [c for c in chosen if c is not None]
+
+    # 4. the groups read as digits
+    kept = [(box, image) for box, image, pk, _ in chosen if pk >= cfg.min_digit]
+    if kept:
+        tallest = max(b[3] for b, _ in kept)
+        kept = [(b, im) for b, im in kept if b[3] >= cfg.relative_height * tallest]
+    order = lines([b for b, _ in kept])
+    return [(kept[i][0], kept[i][1], line) for i, line in order]
+
+
+def _verify(verify, images: list[np.ndarray]) -> np.ndarray:
+    if not images:
+        return np.zeros(0, np.float32)
+    return np.asarray(verify(np.stack(images)), np.float32).reshape(-1)
+
+
+def lines(boxes: list[tuple[int, int, int, int]]) -> list[tuple[int, int]]:
+    """[(index, line)] in reading order. The writing's direction is the median direction from each
+    digit to its nearest neighbour within 60 degrees of horizontal (a line held at an angle, or written
+    diagonally); along it, a digit joins the line whose last digit is closest across the direction
+    (within 0.6 of a digit's height), lines read top to bottom, each from its start."""
+    if not boxes:
+        return []
+    c = np.array([[x + w / 2, y + h / 2] for x, y, w, h in boxes], np.float64)
+    hs = np.array([b[3] for b in boxes], np.float64)
+    height = float(np.median(hs))
+    angles = []
+    for i in range(len(c)):
+        d = c - c[i]
+        ok = (d[:, 0] > 0) & (np.abs(d[:, 1]) <= np.tan(np.radians(60)) * d[:, 0])
+        if ok.any():
+            dist = np.hypot(d[ok, 0], d[ok, 1])
+            j = np.argmin(dist)
+            if dist[j] < 3 * max(hs[i], height):
+                angles.append(math.atan2(d[ok][j, 1], d[ok][j, 0]))
+    theta = float(np.median(angles)) if angles else 0.0
+    if abs(theta) < math.radians(8):
+        theta = 0.0
+    cos, sin = math.cos(theta), math.sin(theta)
+    along = c[:, 0] * cos + c[:, 1] * sin
+    across = -c[:, 0] * sin + c[:, 1] * cos
+    groups: list[list[int]] = []
+    for i in np.argsort(along, kind="stable"):
+        best, best_d = None, 0.6
+        for g in groups:
+            j = g[-1]
+            dist = abs(across[i] - across[j]) / min(hs[i], hs[j])
+            if dist < best_d:
+                best, best_d = g, dist
+        if best is None:
+            groups.append([int(i)])
+        else:
+            best.append(int(i))
+    groups.sort(key=lambda g: float(np.median(across[g])))
+    return [(i, n) for n, g in enumerate(groups) for i in g]

@@ -1,0 +1,203 @@
+// Segmentation by recognition, deploy/group.py step for step: pieces of ink are grouped and cut by
+// what the digit verifier reads best, and what no grouping makes a digit is not read. The verifier
+// runs in ONNX Runtime Web (app.js passes it in); everything else matches the Python code, in whole
+// numbers where Python's are, so both choose the same groups (tests/deploy/test_web.py).
+import {
+  CONFIG, boundingRect, count, crop, img, mergeGroups, pieceComponents, scan, segment, strokeWidth, toMnist, unionBox,
+} from './preprocess.js';
+
+const SET_ASIDE = 0.5, MAX_RUN = 3;
+
+function groupMask(mask, labels, box, ids) {
+  const [x, y, w, h] = box, out = img(w, h), set = new Set(ids);
+  for (let r = 0; r < h; r++) {
+    for (let c = 0; c < w; c++) {
+      const i = (y + r) * mask.w + x + c;
+      if (mask.data[i] && set.has(labels[i])) out.data[r * w + c] = mask.data[i];
+    }
+  }
+  return out;
+}
+
+function plausible(mask, box, cfg) {
+  const [x, y, w, h] = box;
+  if (h < cfg.minHeight || w > 6 * h) return false;
+  const m = crop(mask, x, y, w, h);
+  return count(m) >= 0.03 * w * h && strokeWidth(m) <= cfg.maxStroke * h;
+}
+
+function image(ink, mask, labels, box, ids, cfg, cols = null) {
+  const [x, y] = box, m = groupMask(mask, labels, box, ids);
+  if (cols) for (let r = 0; r < m.h; r++) for (let c = 0; c < m.w; c++) if (c < cols[0] || c >= cols[1]) m.data[r * m.w + c] = 0;
+  const r0 = boundingRect(m);
+  if (!r0) return null;
+  const [bx, by, bw, bh] = r0, tight = [x + bx, y + by, bw, bh];
+  return { box: tight, image: toMnist(crop(ink, ...tight), crop(m, bx, by, bw, bh), cfg) };
+}
+
+function cost(p) {
+  p = Math.min(Math.max(p, 1e-6), 1 - 1e-6);
+  const digit = Math.log(p), aside = Math.log(1 - p) + Math.log(SET_ASIDE);
+  return digit >= aside ? digit : aside;
+}
+
+function bestPartition(n, costOf) {
+  const best = [0, ...new Array(n).fill(-Infinity)], back = new Array(n + 1).fill(0);
+  for (let j = 1; j <= n; j++) {
+    for (let i = j - 1; i >= 0; i--) {
+      const c = costOf(i, j);
+      if (c !== null && best[i] + c > best[j]) { best[j] = best[i] + c; back[j] = i; }
+    }
+  }
+  const runs = [];
+  for (let j = n; j > 0; j = back[j]) runs.push([back[j], j]);
+  return runs.reverse();
+}
+
+function valleys(m, height, limit = 14) {
+  const w = m.w, counts = new Int32Array(w);
+  for (let r = 0; r < m.h; r++) for (let c = 0; c < w; c++) if (m.data[r * w + c]) counts[c]++;
+  if (w < 3) return [];
+  const at = (c) => counts[c < 0 ? -c : c >= w ? 2 * w - 2 - c : c];
+  const prof = Array.from({ length: w }, (_, c) => at(c - 1) + at(c) + at(c + 1));
+  const margin = Math.max(2, Math.floor(height / 6)), apart = Math.max(2, Math.floor(height / 10));
+  const cand = [];
+  for (let c = margin; c < w - margin; c++) if (prof[c] <= prof[c - 1] && prof[c] <= prof[c + 1]) cand.push(c);
+  cand.sort((a, b) => prof[a] - prof[b]);
+  const out = [];
+  for (const c of cand) {
+    if (out.every((o) => Math.abs(c - o) >= apart)) out.push(c);
+    if (out.length === limit) break;
+  }
+  return out.sort((a, b) => a - b);
+}
+
+async function scoreAll(verify, items) {
+  if (!items.length) return new Float32Array(0);
+  const x = new Uint8Array(items.length * 784);
+  items.forEach((it, i) => x.set(it.image, i * 784));
+  return verify(x, items.length);
+}
+
+// deploy/group.py read: [{box, image, line}] at the search size, in reading order
+export async function read(ink, mask, cfg, verify) {
+  const { labels, comps } = pieceComponents(mask, cfg);
+  const ids = comps.map((c) => c.id), boxes = comps.map((c) => c.box);
+  const cands = [], members = [];
+  for (let g of mergeGroups(boxes)) {
+    g = g.map((k, order) => [k, order]).sort((a, b) => (boxes[a[0]][1] + boxes[a[0]][3] / 2) - (boxes[b[0]][1] + boxes[b[0]][3] / 2) || a[1] - b[1]).map((p) => p[0]);
+    members.push(g);
+    const longest = g.length <= 4 ? g.length : MAX_RUN;
+    for (let i = 0; i < g.length; i++) {
+      for (let j = i + 1; j <= Math.min(g.length, i + longest); j++) {
+        const box = unionBox(g.slice(i, j).map((k) => boxes[k]));
+        if (!plausible(mask, box, cfg)) continue;
+        const run = g.slice(i, j).map((k) => ids[k]), got = image(ink, mask, labels, box, run, cfg);
+        if (got) cands.push({ key: `${members.length - 1},${i},${j}`, ...got, run });
+      }
+    }
+  }
+  const p = await scoreAll(verify, cands);
+  const score = new Map(cands.map((c, k) => [c.key, { ...c, p: p[k] }]));
+  let chosen = [];
+  members.forEach((g, ci) => {
+    const costOf = (i, j) => {
+      const s = score.get(`${ci},${i},${j}`);
+      if (!s) return j - i === 1 ? Math.log(1e-3) : null;
+      return cost(s.p);
+    };
+    for (const [i, j] of bestPartition(g.length, costOf)) {
+      const s = score.get(`${ci},${i},${j}`);
+      if (s) chosen.push(s);
+    }
+  });
+  // joined digits: a wide group, or one that reads badly, cut at its column valleys
+  const splits = new Map(), segs = [];
+  chosen.forEach((c, k) => {
+    const [x, y, w, h] = c.box;
+    if (!(w >= 0.8 * h && (c.p < 0.9 || w > 1.25 * h))) return;
+    const cuts = [0, ...valleys(groupMask(mask, labels, c.box, c.run), h), w];
+    for (let a = 0; a < cuts.length; a++) {
+      for (let b = a + 1; b < cuts.length; b++) {
+        const cw = cuts[b] - cuts[a];
+        if ((a === 0 && b === cuts.length - 1) || cw < 0.2 * h) continue;
+        if (cw > 1.3 * h) break;
+        const got = image(ink, mask, labels, c.box, c.run, cfg, [cuts[a], cuts[b]]);
+        if (got && plausible(mask, got.box, cfg)) segs.push({ key: `${k},${a},${b}`, ...got, run: c.run });
+      }
+    }
+    splits.set(k, cuts);
+  });
+  if (segs.length) {
+    const ps = await scoreAll(verify, segs);
+    const seg = new Map(segs.map((c, k) => [c.key, { ...c, p: ps[k] }]));
+    const replaced = new Set(), added = [];
+    for (const [k, cuts] of splits) {
+      const whole = cost(chosen[k].p);
+      const costOf = (a, b) => {
+        const s = seg.get(`${k},${a},${b}`);
+        if (!s) return a === 0 && b === cuts.length - 1 ? whole : null;
+        return cost(s.p);
+      };
+      const runs = bestPartition(cuts.length - 1, costOf);
+      if (runs.length > 1) {
+        replaced.add(k);
+        for (const [a, b] of runs) if (seg.has(`${k},${a},${b}`)) added.push(seg.get(`${k},${a},${b}`));
+      }
+    }
+    chosen = chosen.filter((_, k) => !replaced.has(k)).concat(added);
+  }
+  let kept = chosen.filter((c) => c.p >= cfg.minDigit);
+  if (kept.length) {
+    const tallest = Math.max(...kept.map((c) => c.box[3]));
+    kept = kept.filter((c) => c.box[3] >= cfg.relativeHeight * tallest);
+  }
+  return lines(kept.map((c) => c.box)).map(([i, line]) => ({ box: kept[i].box, image: kept[i].image, line }));
+}
+
+const median = (v) => { const s = [...v].sort((a, b) => a - b), m = s.length >> 1; return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2; };
+
+// deploy/group.py lines: [index, line] in reading order, along the writing's own direction
+export function lines(boxes) {
+  if (!boxes.length) return [];
+  const c = boxes.map(([x, y, w, h]) => [x + w / 2, y + h / 2]), hs = boxes.map((b) => b[3]);
+  const height = median(hs), angles = [], tan60 = Math.tan((60 * Math.PI) / 180);
+  for (let i = 0; i < c.length; i++) {
+    let best = -1, bestD = Infinity;
+    for (let j = 0; j < c.length; j++) {
+      const dx = c[j][0] - c[i][0], dy = c[j][1] - c[i][1];
+      if (!(dx > 0 && Math.abs(dy) <= tan60 * dx)) continue;
+      const d = Math.hypot(dx, dy);
+      if (d < bestD) { bestD = d; best = j; }
+    }
+    if (best >= 0 && bestD < 3 * Math.max(hs[i], height)) angles.push(Math.atan2(c[best][1] - c[i][1], c[best][0] - c[i][0]));
+  }
+  let theta = angles.length ? median(angles) : 0;
+  if (Math.abs(theta) < (8 * Math.PI) / 180) theta = 0;
+  const cos = Math.cos(theta), sin = Math.sin(theta);
+  const along = c.map(([x, y]) => x * cos + y * sin), across = c.map(([x, y]) => -x * sin + y * cos);
+  const order = along.map((_, i) => i).sort((a, b) => along[a] - along[b] || a - b);
+  const groups = [];
+  for (const i of order) {
+    let best = null, bestD = 0.6;
+    for (const g of groups) {
+      const j = g[g.length - 1], d = Math.abs(across[i] - across[j]) / Math.min(hs[i], hs[j]);
+      if (d < bestD) { best = g; bestD = d; }
+    }
+    if (best) best.push(i); else groups.push([i]);
+  }
+  const key = groups.map((g) => median(g.map((i) => across[i])));
+  const sorted = groups.map((g, k) => [g, key[k], k]).sort((a, b) => a[1] - b[1] || a[2] - b[2]);
+  const out = [];
+  sorted.forEach(([g], n) => g.forEach((i) => out.push([i, n])));
+  return out;
+}
+
+// deploy/preprocess.py segment with a verifier: the digits of a frame in reading order, in frame pixels
+export async function segmentVerified(rgba, w, h, cfg = CONFIG, verify, single = false) {
+  const found = scan(rgba, w, h, cfg, single);
+  if (found.single) return segment(rgba, w, h, cfg, single);
+  const f = found.f;
+  return (await read(found.ink, found.mask, cfg, verify)).map(({ box: [x, y, bw, bh], image: im, line }) =>
+    ({ box: [x * f, y * f, bw * f, bh * f], line, image: im }));
+}

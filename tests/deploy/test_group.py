@@ -1,0 +1,119 @@
+"""Segmentation by recognition (deploy/group.py) and the digit verifier: real photos of ../shared, the
+shipped verifier in LiteRT and ONNX Runtime, real OpenCV decoding. Floors sit a little below what was
+measured; the photos are read where they are, never copied."""
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from edgedigits.deploy.group import lines
+from edgedigits.deploy.preprocess import segment
+from edgedigits.deploy.runners import Verifier, from_manifest
+from tests.conftest import PHOTOS, photo_labels, run_cli
+
+
+@pytest.fixture(scope="module")
+def verifier():
+    return Verifier("litert")
+
+
+def _benchmark(folder: str, tmp_path, *extra: str) -> dict:
+    photo_labels(folder)
+    code, out, err = run_cli("benchmark", "photos", str(PHOTOS / folder), "--json", str(tmp_path / f"{folder}.json"), *extra)
+    assert code == 0, err
+    return json.loads((tmp_path / f"{folder}.json").read_text())
+
+
+def test_nothing_is_read_where_there_is_no_digit(tmp_path):
+    """People, a cat, coins, bricks, grass, gravel, a printed page, a horse, stars: no output at all."""
+    r = _benchmark("nodigits", tmp_path)
+    read = {f["file"]: f["read"] for f in r["files"] if f["read"]}
+    assert r["no_digit_photos"] == 23 and r["digits"] == 0
+    assert r["no_digit_photos_with_output"] == 0, read  # measured 0 of 23
+    assert r["exact"] == 23 and r["invented_per_100"] == 0
+
+
+def test_pages_of_numbers_are_read_line_by_line(tmp_path):
+    """Grids, squared paper, a diagonal line, a strip, close-ups: every digit, lines in order."""
+    r = _benchmark("pages", tmp_path)
+    misread = {f["file"]: (f["expected"], f["read"]) for f in r["files"] if not f["exact"]}
+    assert r["exact"] >= 13, misread  # measured 14/14
+    assert r["digit_accuracy"] >= 0.98, misread
+
+
+def test_mixed_folder_scores_digits_and_no_digit_photos(tmp_path):
+    """A labels.csv with an empty label (a photo with no digit) beside labelled ones: both are scored."""
+    photo_labels("multi")
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    for name, src in [("n.png", PHOTOS / "multi" / "niraj-dudani_1.jpeg"), ("cat.png", PHOTOS / "nodigits" / "chelsea.png")]:
+        assert cv2.imwrite(str(folder / name), cv2.imread(str(src)))
+    (folder / "labels.csv").write_text("filename,label\nn.png,7899777743\ncat.png,\n")
+    code, out, err = run_cli("benchmark", "photos", str(folder), "--json", str(tmp_path / "m.json"),
+                             "--markdown", str(tmp_path / "m.md"))
+    assert code == 0, err
+    r = json.loads((tmp_path / "m.json").read_text())
+    assert r["photos"] == 2 and r["digits"] == 10 and r["no_digit_photos"] == 1
+    assert r["exact"] == 2 and r["no_digit_photos_with_output"] == 0
+    assert "photos with no digit: 0/1 with any output" in out
+
+
+def test_verifier_accepts_real_digits_and_rejects_clutter(verifier, mnist_dir):
+    """MNIST validation digits (never trained on) pass; on the measured figures: 99.9% accepted."""
+    from edgedigits.train.data import load, train_val_split
+
+    _, val = train_val_split(load(str(mnist_dir)).train, 0.1, 0)
+    p = verifier(val.images)
+    assert np.mean(p >= 0.5) >= 0.997, np.mean(p >= 0.5)
+    onnx = Verifier("onnxruntime")(val.images[:500])
+    assert np.mean((onnx >= 0.5) == (p[:500] >= 0.5)) >= 0.99  # the two files agree
+    blank = np.zeros((4, 28, 28), np.uint8)
+    blank[1, 10:18, 4:24] = 255  # a filled bar
+    blank[2] = (np.indices((28, 28)).sum(0) % 4 == 0) * 255  # hatching
+    blank[3, ::3, :] = 255  # ruled lines
+    assert (verifier(blank) < 0.5).all()
+
+
+def test_joined_digits_are_cut_apart(verifier, test_digits):
+    """Two MNIST digits written so that they touch: one piece of ink, read as two digits."""
+    images, labels = test_digits
+    a, b = [int(np.flatnonzero(labels == d)[0]) for d in (3, 4)]
+    page = np.full((200, 300), 235, np.uint8)
+    for i, x in ((a, 60), (b, 122)):  # 84 px wide digits, 62 px apart: their strokes overlap
+        big = cv2.resize(images[i], (84, 84), interpolation=cv2.INTER_CUBIC)
+        page[50:134, x:x + 84] = np.minimum(page[50:134, x:x + 84], 255 - big)
+    ink = (page < 128).astype(np.uint8)
+    assert cv2.connectedComponents(cv2.dilate(ink, np.ones((3, 3), np.uint8)))[0] == 2  # one piece (and background)
+    runner = from_manifest(_shipped())
+    digits = segment(cv2.cvtColor(page, cv2.COLOR_GRAY2BGR), verify=verifier)
+    assert len(digits) == 2
+    assert list(runner(np.stack([d.image for d in digits])).argmax(1)) == [3, 4]
+
+
+def _shipped():
+    from edgedigits.deploy import shipped_manifest
+
+    return shipped_manifest("standard")
+
+
+def test_lines_follow_a_diagonal_and_read_a_grid_row_by_row():
+    # a line rising to the right, each digit higher than the last by most of its height
+    diagonal = [(20 + 40 * i, 300 - 30 * i, 30, 40) for i in range(6)]
+    assert [i for i, _ in lines(diagonal[::-1])] == [5, 4, 3, 2, 1, 0]
+    assert {line for _, line in lines(diagonal)} == {0}
+    # a 3x4 grid with rows nearly touching: row by row, each left to right
+    grid = [(30 + 45 * c, 20 + 44 * r, 30, 40) for r in range(3) for c in range(4)]
+    order = lines(grid[::-1])
+    assert [grid[::-1][i] for i, _ in order] == grid
+    assert [line for _, line in order] == [0] * 4 + [1] * 4 + [2] * 4
+
+
+def test_geometry_alone_without_a_verifier_is_unchanged(verifier):
+    """Without the verifier (the web app's pipeline) the geometric rules decide, as before."""
+    photo_labels("multi")
+    frame = cv2.imread(str(PHOTOS / "multi" / "niraj-dudani_1.jpeg"))
+    plain = segment(frame)
+    assert len(plain) == 10
+    assert len(segment(frame, verify=verifier)) == 10
