@@ -566,7 +566,7 @@ CASES = [
          "--coordinator: give --num-processes N too"),
     Case("train-env-num-processes-abc", ["train"], 2, "KERAS_DISTRIBUTION_NUM_PROCESSES='abc': must be a whole number",
          env={"KERAS_DISTRIBUTION_NUM_PROCESSES": "abc"}),
-    Case("train-env-process-id-abc", ["train"], 2, "KERAS_DISTRIBUTION_PROCESS_ID='abc': must be a whole number",
+    Case("train-env-process-id-abc", ["train", "--backend", "jax"], 2, "KERAS_DISTRIBUTION_PROCESS_ID='abc': must be a whole number",
          env={"KERAS_DISTRIBUTION_NUM_PROCESSES": "2", "KERAS_DISTRIBUTION_PROCESS_ID": "abc"}),
     Case("train-coordinator-never-answers", ["train", "--backend", "jax", "--data", "sample", "--coordinator",
                                              "127.0.0.1:{p}", "--num-processes", "2", "--process-id", "1",

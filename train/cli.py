@@ -83,11 +83,12 @@ def run_train(args) -> int:
     if args.devices is not None and args.devices < 1:
         raise EdgeDigitsError(f"--devices {args.devices}: must be at least 1")
     checks.finite("--coordinator-timeout", args.coordinator_timeout, 0, above=True)
+    if (distribute.processes_asked(args.num_processes) or 1) > 1 and \
+            (args.backend or os.environ.get("KERAS_BACKEND", "jax")) != "jax":
+        raise EdgeDigitsError(f"--num-processes: training on several processes needs the JAX backend, "
+                              f"not {args.backend or os.environ['KERAS_BACKEND']}; use --backend jax")
     job = distribute.check_job(args.coordinator, args.num_processes, args.process_id)  # before JAX starts
     if job:
-        if (args.backend or os.environ.get("KERAS_BACKEND", "jax")) != "jax":
-            raise EdgeDigitsError(f"--num-processes: training on several processes needs the JAX backend, "
-                                  f"not {args.backend or os.environ['KERAS_BACKEND']}; use --backend jax")
         distribute.initialize(job, args.coordinator_timeout)
     me = distribute.this_process()
     if args.resume:

@@ -86,9 +86,14 @@ def check_address(address: str, what: str) -> str:
     return address.strip()
 
 
+def processes_asked(num_processes: int | None) -> int | None:
+    """--num-processes, else KERAS_DISTRIBUTION_NUM_PROCESSES (checked to be a number), else None."""
+    return num_processes if num_processes is not None else _env_int(1)
+
+
 def check_job(coordinator: str | None, num_processes: int | None, process_id: int | None) -> Job | None:
     """The options (or Keras' environment variables) checked before JAX starts. None: one process."""
-    n = num_processes if num_processes is not None else _env_int(1)
+    n = processes_asked(num_processes)
     pid = process_id if process_id is not None else _env_int(2)
     address = coordinator or os.environ.get(ENV[0]) or None
     n_what = "--num-processes" if num_processes is not None else ENV[1]
