@@ -115,22 +115,26 @@ def folder_lock(path: str | os.PathLike, option: str = "--out") -> Iterator[None
         return
     from edgedigits.errors import EdgeDigitsError
 
-    while True:
-        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            raise EdgeDigitsError(f"{option} {path}: another run is writing this folder now (it holds {lock}); "
-                                  f"wait for it to end or choose another folder") from None
-        try:  # the file we locked may have been removed by the holder that just ended: lock the new one
-            if os.fstat(fd).st_ino == os.stat(lock).st_ino:
-                break
-        except FileNotFoundError:
-            pass
-        os.close(fd)
+    fd = None
     try:
+        while True:
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                fd = None
+                raise EdgeDigitsError(f"{option} {path}: another run is writing this folder now (it holds "
+                                      f"{lock}); wait for it to end or choose another folder") from None
+            try:  # the file locked may have been removed by the holder that just ended: lock the new one
+                if os.fstat(fd).st_ino == os.stat(lock).st_ino:
+                    break
+            except FileNotFoundError:
+                pass
+            os.close(fd)
+            fd = None
         yield
     finally:
-        lock.unlink(missing_ok=True)
-        os.close(fd)
+        if fd is not None:  # ours: removed before it is unlocked, so no one waits on a file that is gone
+            lock.unlink(missing_ok=True)
+            os.close(fd)
