@@ -8,6 +8,7 @@ than the tolerance is marked `check_failed` and the command exits non-zero, afte
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from edgedigits.formats import resolve
 from edgedigits.contract import LABELS, PREPROCESSING, to_float  # the input contract, shared by every stage
 from edgedigits.manifest import NAME, load_manifest, sha256_file, write_manifest
 from edgedigits.deploy.runners import load_runner  # each artifact is checked by the runner a device uses
-from edgedigits.atomic import atomic_folder, atomic_write
+from edgedigits.atomic import atomic_folder, atomic_write, folder_lock
 from edgedigits.errors import EdgeDigitsError
 
 
@@ -138,13 +139,22 @@ def check_artifact(path: Path, check, keras_pred: np.ndarray, tolerance_pp: floa
     return entry
 
 
-CONVERSION_SUFFIXES = {".tflite", ".onnx", ".keras", ".json", ".csv", ".log"}  # what a conversion folder holds
+# what a conversion of model NAME may write beside the formats' files (NAME + suffix): the Keras source,
+# the model the Edge TPU compiler reads and its log, the --explain table
+EXTRA_SUFFIXES = (".keras", ".edgetpu-ready.tflite", ".edgetpu-ready_edgetpu.log", ".int8-layers.csv")
+
+
+def written_names(model_name: str) -> set[str]:
+    """Every file name a conversion of `model_name` may write into its folder."""
+    from edgedigits.formats import FORMATS
+
+    return {NAME} | {model_name + f.suffix for f in FORMATS.values()} | {model_name + s for s in EXTRA_SUFFIXES}
 
 
 def check_out(out: Path) -> Path:
     """The output folder, checked before any work: a new folder, an empty one, or an earlier conversion
-    (which is replaced whole at the end). A folder holding anything else is refused, since replacing
-    it would lose those files."""
+    (whose files are replaced at the end; the user's other files there are kept). A folder holding
+    files but no manifest is refused: which of them a conversion wrote cannot be known."""
     from edgedigits import checks
 
     out = Path(out)
@@ -153,14 +163,51 @@ def check_out(out: Path) -> Path:
         out = out.resolve()
     if out.is_dir():
         entries = sorted(out.iterdir())
-        foreign = [p.name for p in entries if p.is_dir() or p.suffix not in CONVERSION_SUFFIXES]
-        if entries and not (out / "manifest.json").is_file():
-            foreign = foreign or [entries[0].name]
-        if foreign:
-            raise EdgeDigitsError(f"--out {out}: holds {foreign[0]}, which is not part of a conversion; convert "
-                                  f"into a new or empty folder, or an earlier conversion's (it is replaced whole)")
+        if entries and not (out / NAME).is_file():
+            raise EdgeDigitsError(f"--out {out}: holds {entries[0].name}, which is not part of a conversion; convert "
+                                  f"into a new or empty folder, or an earlier conversion's")
+        if entries:
+            earlier_files(out)  # an unreadable manifest: refused now, not after the work
         checks.output_folder("--out", out.parent)  # the new folder is written beside the old one
     return out
+
+
+def earlier_files(out: Path) -> set[str]:
+    """The names of an earlier conversion in `out`: its manifest, every file it lists, and what a
+    conversion of its model writes. Everything else there is the user's, and is kept."""
+    if not (out / NAME).is_file():
+        return set()
+    try:
+        m = load_manifest(out, verify_files=False)
+    except EdgeDigitsError as e:
+        raise EdgeDigitsError(f"--out {out}: holds a manifest that cannot be read, so which files are the "
+                              f"earlier conversion's is not known ({e}); choose another folder") from None
+    return written_names(m.data["source"]["model"]) | {m.data["source"]["file"]} | {
+        a["file"] for a in m.artifacts if a.get("file")}
+
+
+def _keep_user_files(out: Path, stage: Path, earlier: set[str]) -> None:
+    """Hard-link (else copy) the user's files of `out` into the new folder before it takes out's place."""
+    for p in sorted(out.iterdir()) if out.is_dir() else []:
+        if p.name in earlier:
+            continue
+        if (stage / p.name).exists() or (stage / p.name).is_symlink():  # refused in convert(); a last guard
+            raise EdgeDigitsError(f"--out {out}: {p.name} is not part of the earlier conversion, and this one "
+                                  f"writes a file of that name; move it away first")
+        if p.is_dir() and not p.is_symlink():
+            shutil.copytree(p, stage / p.name, symlinks=True, copy_function=_link_or_copy)
+        else:
+            _link_or_copy(p, stage / p.name)
+
+
+def _link_or_copy(src, dst) -> None:
+    if os.path.islink(src):
+        os.symlink(os.readlink(src), dst)
+        return
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
 
 
 def convert(model_path: Path, out: Path, cfg: ConvertConfig, say=print) -> tuple[Path, bool]:
@@ -168,14 +215,24 @@ def convert(model_path: Path, out: Path, cfg: ConvertConfig, say=print) -> tuple
 
     Everything is written into a new folder beside `out`, which takes the place of `out` in one step
     once the manifest is written and read back: Ctrl-C or a kill at any moment leaves the earlier
-    conversion whole (or no folder), never some of its files replaced."""
+    conversion whole (or no folder), never some of its files replaced. The user's own files in `out`
+    (those no conversion wrote) are linked into the new folder first, so they stay. A second convert
+    into the same folder while this one runs is refused (a lock beside the folder)."""
     from edgedigits.train.io import load_keras_model
 
     out = check_out(out)
     formats = resolve(cfg.formats)
-    model = load_keras_model(model_path)
-    with atomic_folder(out) as stage:
-        ok = _convert_into(stage, model, Path(model_path), formats, cfg, say)
+    with folder_lock(out):
+        earlier = earlier_files(out)
+        model = load_keras_model(model_path)
+        mine = sorted(p.name for p in out.iterdir() if p.name not in earlier) if out.is_dir() else []
+        clash = sorted(set(mine) & written_names(model.name))
+        if clash:
+            raise EdgeDigitsError(f"--out {out}: holds {clash[0]}, which the earlier conversion did not write and "
+                                  f"this one would replace; move it away or choose another folder")
+        with atomic_folder(out) as stage:
+            ok = _convert_into(stage, model, Path(model_path), formats, cfg, say)
+            _keep_user_files(out, stage, earlier)
     manifest = out / NAME
     say(f"manifest: {manifest}")
     return manifest, ok
@@ -233,7 +290,8 @@ def _convert_into(out: Path, model, model_path: Path, formats, cfg: ConvertConfi
         "labels": labels, "preprocessing": PREPROCESSING,
         "source": {"file": source.name, "sha256": sha256_file(source), "model": name,
                    "parameters": int(model.count_params()),
-                   "card": card.read_text() if card.is_file() else "",
+                   # as text: no HTML tag of a class name or path written by an older version stays live
+                   "card": card.read_text().replace("<", "&lt;") if card.is_file() else "",
                    "training_data": {**{k: v for k, v in (training_split(model_path) or {}).items()
                                         if k in ("data", "data_source", "data_sha256")}, **data_id} or None},
         "check": {"data": check.source, "digits": len(check), "split": cfg.check_split,

@@ -126,13 +126,22 @@ def has_display() -> bool:
 
 
 class Saver:
-    """Annotated images (one per input image) or one annotated video, each renamed into place when done."""
+    """Annotated images (one per input image) or one annotated video, each renamed into place when done.
+
+    The video is renamed onto annotated.avi only when it is whole: a run short of disk space ends with
+    an error and the previous annotated.avi kept; an interrupted run keeps the previous one too, and
+    its own frames go to annotated.partial.avi (or to annotated.avi when there was none)."""
+
+    VIDEO = "annotated.avi"
+    PARTIAL = "annotated.partial.avi"
+    HEADROOM = 1 << 20  # bytes kept free beyond a frame, for the video's index written at the end
 
     def __init__(self, folder: Path):
         self.folder = folder
         folder.mkdir(parents=True, exist_ok=True)
         self.video = None
         self.video_tmp = None
+        self.frames = 0  # video frames written
         self.written = set()  # names written in this run: a.jpg and a.png must not both become a.annotated.jpg
 
     def add(self, frame: Frame, image: np.ndarray, is_video: bool) -> None:
@@ -152,17 +161,53 @@ class Saver:
             h, w = image.shape[:2]
             self.video_tmp = self.folder / ".tmp-annotated.avi"
             self.video = cv2.VideoWriter(str(self.video_tmp), cv2.VideoWriter_fourcc(*"MJPG"), 15, (w, h))
+        # VideoWriter.write says nothing when the disk is full: look before each frame (a Motion JPEG
+        # frame is smaller than its raw pixels)
+        need = image.nbytes + self.HEADROOM
+        st = os.statvfs(self.folder)
+        if st.f_bavail * st.f_frsize < need:
+            raise EdgeDigitsError(f"{self.folder}: no space left for the annotated video ({st.f_bavail * st.f_frsize:,} "
+                                  f"bytes free, a frame needs up to {need:,}); {self._kept()}")
         self.video.write(image)
+        self.frames += 1
+
+    def _kept(self) -> str:
+        video = self.folder / self.VIDEO
+        return f"the previous {video} is kept" if video.exists() else "no annotated video was saved"
 
     @staticmethod
     def _imwrite(path: Path, image: np.ndarray) -> None:
         if not cv2.imwrite(str(path), image):  # OpenCV says False, not why
             raise EdgeDigitsError(f"{path}: OpenCV could not write the annotated image (disk full?)")
 
-    def close(self) -> None:
-        if self.video is not None:
-            self.video.release()
-            os.replace(self.video_tmp, self.folder / "annotated.avi")
+    def close(self, outcome: str = "done") -> str | None:
+        """Finish the video. outcome: "done", "interrupted" (its frames are kept, the previous video
+        too) or "failed" (its video is dropped). Returns a line saying where an interrupted run's
+        frames went."""
+        if self.video is None:  # no video frame written (images, or interrupted before the first)
+            video = self.folder / self.VIDEO
+            return f"the previous {video} is kept" if outcome == "interrupted" and video.exists() else None
+        self.video.release()
+        self.video = None
+        complete = outcome == "done"
+        try:
+            if outcome == "failed":
+                return None
+            cap = cv2.VideoCapture(str(self.video_tmp))
+            readable = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0) if cap.isOpened() else 0
+            cap.release()
+            if readable != self.frames:  # a write that failed without a word (disk full at the end)
+                raise EdgeDigitsError(f"{self.folder / self.VIDEO}: the annotated video holds {readable} of its "
+                                      f"{self.frames} frames (disk full?); {self._kept()}")
+            video = self.folder / self.VIDEO
+            if complete or not video.exists():
+                os.replace(self.video_tmp, video)
+                return None if complete else f"the {self.frames} annotated frames are in {video}"
+            os.replace(self.video_tmp, self.folder / self.PARTIAL)
+            return (f"the previous {video} is kept; this run's {self.frames} annotated frames are in "
+                    f"{self.folder / self.PARTIAL}")
+        finally:
+            self.video_tmp.unlink(missing_ok=True)
 
 
 def summarize(timings: dict, frames: int, wall_s: float) -> str:
@@ -211,9 +256,14 @@ def run(frames, runner, *, confidence: float = CONFIDENCE, smooth: float = 0.0, 
                 break
     except KeyboardInterrupt:
         timings["interrupted"] = True  # Ctrl-C ends a live run: the summary still comes, then exit 130
+    except BaseException:
+        if saver:
+            saver.close("failed")  # its video is dropped, the previous one kept
+            saver = None
+        raise
     finally:
         if saver:
-            saver.close()
+            timings["saved"] = saver.close("interrupted" if timings.get("interrupted") else "done")
         if show:
             cv2.destroyAllWindows()
     timings["wall"] = time.perf_counter() - t_start

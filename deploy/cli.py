@@ -165,8 +165,8 @@ def run_deploy(args) -> int:
                    single=args.single)
     say(camera.summarize(t, t["frames"], t["wall"]))
     if t.get("interrupted"):
-        raise Interrupted(f"interrupted after {t['frames']} frames" + (f"; what was annotated is in {args.save}"
-                                                                       if args.save and t["frames"] else ""))
+        kept = t.get("saved") or (f"what was annotated is in {args.save}" if args.save and t["frames"] else "")
+        raise Interrupted(f"interrupted after {t['frames']} frames" + (f"; {kept}" if kept else ""))
     if not t["frames"]:
         raise EdgeDigitsError(f"{args.source}: no frame could be read (see the warnings above)")
     return 0

@@ -89,8 +89,9 @@ class Predictions:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             return atomic_write(path, lambda tmp: tmp.write_text(text if text.endswith("\n") else text + "\n"))
-        except OSError as e:
-            raise EdgeDigitsError(f"{path}: cannot write the predictions: {e.strerror or e}") from None
+        except OSError as e:  # a full disk: atomic_write says how much was needed, and the old file stays
+            raise EdgeDigitsError(f"{path}: cannot write the {len(text):,} bytes of predictions: "
+                                  f"{e.strerror or e}") from None
 
 
 # ------------------------------------------------------------------------------------------ data
@@ -110,7 +111,7 @@ def load_data(spec: str | os.PathLike, split: str = "auto", say=print):
         except EdgeDigitsError:
             return D.Digits(images, None, str(path))
         return D.load_idx_pair(images=D._idx_file(path, "t10k-images-idx3-ubyte"), labels=lab)
-    ds = D.load(spec, say)
+    ds = D.load(spec, say, skip_bad_images=True)  # a bad image in a folder: a warning, and the others go on
     if split == "train" or (split == "auto" and ds.test is None):
         return ds.train
     if ds.test is None:
@@ -196,8 +197,12 @@ def predict(model, data, *, target: str = "cpu", fmt: str | None = None, threads
     digits = data if isinstance(data, D.Digits) else load_data(data, split, say)
     if labels:
         names = D.check_class_names(labels, "labels")
-    elif names == DIGITS and digits.classes:
-        names = list(digits.classes)
+    if digits.classes and list(digits.classes) != [D.class_name(n) for n in names]:
+        # the folder's labels are indices into its own class names: scored against another order, or
+        # printed under names that are not the model's, every result would be silently wrong
+        raise EdgeDigitsError(f"{digits.source}: its class names ({', '.join(digits.classes)}) are not the "
+                              f"model's ({', '.join(names)}); give the model's names in this order with "
+                              f"--labels FILE if they are the same classes")
     if not quiet:
         say(f"predicting {len(digits)} images of {digits.source} with {what}")
     n = len(digits)
@@ -241,10 +246,30 @@ def register(make, sub) -> None:
     p.set_defaults(run=run_predict)
 
 
+def _check_out(out: str, args) -> None:
+    """The output lands on no input: not the data, the labels file, the model or its folder's files,
+    nor a file already in the data folder."""
+    from edgedigits import checks
+
+    if out == "-":
+        return
+    out_path = Path(out)
+    inputs = checks.model_files(args.model) if args.model not in ("standard", "tiny") else {}
+    inputs[Path(args.data)] = "the data"
+    if args.labels:
+        inputs[args.labels] = "the labels file"
+    checks.not_an_input("--out", out_path, inputs)
+    data = Path(args.data)
+    if data.is_dir() and out_path.exists() and data.resolve() in out_path.resolve().parents:
+        raise EdgeDigitsError(f"--out {out}: is a file of the data folder {data}; writing there would destroy "
+                              f"it: choose another path")
+
+
 def run_predict(args) -> int:
     from edgedigits.train.data import read_labels
 
     out = args.out or ("submission.csv" if args.kaggle else "predictions.csv")
+    _check_out(out, args)
     to_stdout = out == "-"
     result = (lambda msg: print(msg, file=sys.stderr)) if to_stdout else print  # noqa: E731
     say = (lambda msg: None) if args.quiet else result  # noqa: E731

@@ -3,21 +3,22 @@ or a stream URL (RTSP/HTTP). Each yields `Frame`s; faults are reported and skipp
 
 from __future__ import annotations
 
-import os
-import struct
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-MAX_IMAGE_PIXELS = 50_000_000  # larger images are refused from their header, before decoding
-os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(MAX_IMAGE_PIXELS))  # read by OpenCV at its first imread
+from edgedigits.imagesize import MAX_IMAGE_PIXELS, check_image, limit_opencv
+
+limit_opencv()  # before cv2 is imported (the command does it first; this is for library users)
 
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
-from edgedigits.errors import EdgeDigitsError
+from edgedigits.errors import EdgeDigitsError  # noqa: E402
+
+__all__ = ["MAX_IMAGE_PIXELS", "Frame", "open_source", "read_image"]
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm"}
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mjpeg", ".mjpg", ".y4m"}
@@ -65,30 +66,28 @@ def open_source(spec: str, retries: int = 3, retry_delay_s: float = 0.5) -> Iter
     return _capture(str(path), str(path), live=False, retries=0, delay=0)
 
 
+def read_image(path: Path) -> np.ndarray:
+    """(H, W, 3) uint8 BGR; the size checked from the header first (imagesize.check_image). Raises
+    EdgeDigitsError naming the file when it is too large or not a readable image."""
+    check_image(path)
+    try:
+        img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    except cv2.error as e:  # a header OpenCV itself refuses (its OPENCV_IO_MAX_IMAGE_PIXELS)
+        raise EdgeDigitsError(f"{path}: not a readable image ({str(e).strip().splitlines()[-1][:120]})") from None
+    if img is None:
+        raise EdgeDigitsError(f"{path}: not a readable image")
+    return img
+
+
 def _images(files: list[Path]) -> Iterator[Frame]:
     for i, f in enumerate(files):
         t0 = time.perf_counter()
-        size = _png_size(f)
-        if size and size[0] * size[1] > MAX_IMAGE_PIXELS:
-            _warn(f"{f}: {size[0]}x{size[1]} pixels, more than {MAX_IMAGE_PIXELS // 1_000_000} megapixels; skipped")
-            continue
-        img = cv2.imread(str(f), cv2.IMREAD_COLOR)
-        if img is None:
-            _warn(f"{f}: not a readable image; skipped")
+        try:
+            img = read_image(f)
+        except EdgeDigitsError as e:  # one bad file in a folder: say so and go on
+            _warn(f"{e}; skipped")
             continue
         yield Frame(str(f), i, img, time.perf_counter() - t0)
-
-
-def _png_size(path: Path) -> tuple[int, int] | None:
-    """(width, height) from a PNG's header, which a decompression bomb cannot hide; None for other files."""
-    try:
-        with open(path, "rb") as f:
-            head = f.read(24)
-    except OSError:
-        return None
-    if head[:8] != b"\x89PNG\r\n\x1a\n" or head[12:16] != b"IHDR":
-        return None
-    return struct.unpack(">II", head[16:24])
 
 
 def _open(target, name: str):

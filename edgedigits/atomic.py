@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import sys
@@ -20,9 +21,29 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], object]) -> Pa
     try:
         write(tmp)
         os.replace(tmp, path)
+    except OSError as e:
+        if e.errno != errno.ENOSPC:
+            raise
+        raise OSError(e.errno, no_space(path, tmp), str(path)) from None
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+
+def no_space(path: Path, partial: Path | None = None) -> str:
+    """The message of a full disk: what it needed, what is free, and that the earlier file is kept."""
+    try:
+        wrote = partial.stat().st_size if partial else 0
+    except OSError:
+        wrote = 0
+    try:
+        st = os.statvfs(path.parent)
+        free = f"{st.f_bavail * st.f_frsize:,} bytes free"
+    except (OSError, AttributeError):
+        free = "free space unknown"
+    need = f"needs more than the {wrote:,} bytes it could write, " if wrote else ""
+    kept = "the earlier file is kept" if path.exists() else "nothing was written"
+    return f"no space left on the device ({need}{free}); {kept}"
 
 
 def _exchange(a: Path, b: Path) -> bool:
@@ -77,3 +98,43 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+@contextmanager
+def folder_lock(path: str | os.PathLike, option: str = "--out") -> Iterator[None]:
+    """Hold an exclusive lock on writing `path` (fcntl.flock on `.NAME.lock` beside it, not inside:
+    the folder itself is swapped); a second writer is refused at once rather than replacing the first
+    one's result. The lock file goes at the end; one left by a kill is taken over, since the kernel
+    drops a dead process's lock."""
+    path = Path(path)
+    lock = path.parent / f".{path.name}.lock"
+    try:
+        import fcntl
+    except ImportError:  # not POSIX (Windows): no lock
+        yield
+        return
+    from edgedigits.errors import EdgeDigitsError
+
+    fd = None
+    try:
+        while True:
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                fd = None
+                raise EdgeDigitsError(f"{option} {path}: another run is writing this folder now (it holds "
+                                      f"{lock}); wait for it to end or choose another folder") from None
+            try:  # the file locked may have been removed by the holder that just ended: lock the new one
+                if os.fstat(fd).st_ino == os.stat(lock).st_ino:
+                    break
+            except FileNotFoundError:
+                pass
+            os.close(fd)
+            fd = None
+        yield
+    finally:
+        if fd is not None:  # ours: removed before it is unlocked, so no one waits on a file that is gone
+            lock.unlink(missing_ok=True)
+            os.close(fd)

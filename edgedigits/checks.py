@@ -94,3 +94,47 @@ def output_folder(option: str, path: Path | None) -> None:
     if path.exists() and not path.is_dir():
         raise EdgeDigitsError(f"{option} {path}: is a file, not a folder; cannot write the output folder")
     _probe(path if path.is_dir() else _existing_ancestor(option, path), option, path)
+
+
+def _same(a: Path, b: Path) -> bool:
+    """The same file: one path resolved to the other, or one file under two names (a hard link)."""
+    try:
+        if a.absolute().resolve() == b.absolute().resolve():
+            return True
+        return a.exists() and b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def not_an_input(option: str, out: Path | None, inputs: dict[Path, str]) -> None:
+    """Refuse an output that would land on a file the command reads or a model folder holds:
+    `inputs` maps each such file to what it is ("the data", "the model's manifest")."""
+    if out is None or str(out) == "-":
+        return
+    for path, what in inputs.items():
+        if path is not None and _same(Path(out), Path(path)):
+            raise EdgeDigitsError(f"{option} {out}: is {what} {path}; writing there would destroy it: "
+                                  f"choose another path")
+
+
+def model_files(model: str | os.PathLike) -> dict[Path, str]:
+    """The files of a model folder that no output may replace: the manifest and every file it lists,
+    or a model file itself. Empty for what is not a path (a shipped model's name)."""
+    path = Path(model)
+    if path.is_dir():
+        path = path / "manifest.json"
+    if not path.exists():
+        return {}
+    files = {path: "the model's manifest" if path.name == "manifest.json" else "the model"}
+    if path.name == "manifest.json":
+        try:
+            import json
+
+            data = json.loads(path.read_text())
+            names = [data["source"]["file"]] + [a.get("file") for a in data["artifacts"]]
+        except (OSError, ValueError, RecursionError, KeyError, TypeError, AttributeError):
+            names = []  # not a readable manifest: its loader says so
+        for name in names:
+            if isinstance(name, str) and name and "/" not in name and "\0" not in name:
+                files[path.parent / name] = "a file of the model folder"
+    return files

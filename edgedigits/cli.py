@@ -71,6 +71,9 @@ def main(argv: list[str] | None = None) -> int:
     """Run one command. Every failure ends as one line on stderr and an exit status, never a traceback:
     2 for bad input (EdgeDigitsError), 130 for Ctrl-C, 70 for anything unforeseen (the last resort)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter hides our output
+    from edgedigits.imagesize import limit_opencv
+
+    limit_opencv()  # before any command imports cv2: OpenCV reads the limit once
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _terminate)  # `kill` cleans up as Ctrl-C does (temporary files, folders)
     try:

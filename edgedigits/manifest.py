@@ -120,6 +120,9 @@ def validate(data: dict, where: Path | str) -> None:
              f"({SCHEMA_VERSION}); upgrade edgedigits")
     if len(data["labels"]) != 10:
         fail(f"'labels' has {len(data['labels'])} entries, expected 10")
+    for i, label in enumerate(data["labels"]):
+        if not isinstance(label, str) or not label.strip():
+            fail(f"labels[{i}] is {label!r}; expected a class name (a non-empty string)")
     plain_name(data["source"].get("file"), f"{where}: source")
     if not isinstance(data["source"].get("model"), str):
         fail(f"source: 'model' is {data['source'].get('model')!r}, expected the model's name")

@@ -159,6 +159,94 @@ def web_app(tmp: Path) -> str:
     return str(tmp / "app")
 
 
+def kaggle_csv(tmp: Path, header_cols: int = 784, values: int = 784, rows: int = 2, name: str = "x.csv") -> str:
+    """A Kaggle CSV whose header names `header_cols` columns and whose rows hold `values` values."""
+    header = (["label"] if header_cols == 785 else []) + [f"pixel{i}" for i in range(784)]
+    (tmp / name).write_text(",".join(header) + "\n" + ("0," * (values - 1) + "0\n") * rows)
+    return str(tmp / name)
+
+
+def nul_csv(tmp: Path, size: int = 1 << 30) -> str:
+    """A valid test.csv header, then `size` NUL bytes (a sparse file: it costs no disk)."""
+    path = tmp / "nul.csv"
+    path.write_text(",".join(f"pixel{i}" for i in range(784)) + "\n")
+    os.truncate(path, size)
+    return str(path)
+
+
+def jpeg_claiming(path: Path, width: int, height: int) -> Path:
+    """A few hundred bytes of real JPEG whose frame header claims width x height."""
+    import cv2
+
+    data = bytearray(cv2.imencode(".jpg", np.zeros((8, 8, 3), np.uint8))[1].tobytes())
+    sof = data.index(b"\xff\xc0")
+    data[sof + 5:sof + 9] = struct.pack(">HH", height, width)
+    path.write_bytes(bytes(data))
+    return path
+
+
+def photos(tmp: Path, labels: bytes | str, extra: dict | None = None) -> str:
+    """A `benchmark photos` folder: docs/example.jpg as a.jpg, a labels.csv, and `extra` files."""
+    folder = tmp / "photos"
+    folder.mkdir()
+    shutil.copyfile(ROOT / "docs" / "example.jpg", folder / "a.jpg")
+    (folder / "labels.csv").write_bytes(labels if isinstance(labels, bytes) else labels.encode())
+    for name, make in (extra or {}).items():
+        make(folder / name)
+    return str(folder)
+
+
+def class_folders(tmp: Path, names) -> str:
+    """Sub-folders named by class, one digit image in each."""
+    import cv2
+
+    for name in names:
+        (tmp / "classes" / name).mkdir(parents=True)
+        cv2.imwrite(str(tmp / "classes" / name / "x.png"), np.zeros((28, 28), np.uint8))
+    return str(tmp / "classes")
+
+
+def hold_lock(folder: Path, held=[]) -> str:  # noqa: B006  the lock is held while the row runs
+    """Another convert writing `folder` now: the lock beside it, held by this process."""
+    import fcntl
+
+    shutil.copytree(TINY, folder)
+    fd = os.open(folder.parent / f".{folder.name}.lock", os.O_RDWR | os.O_CREAT)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    held.append(fd)
+    return str(folder)
+
+
+def earlier_conversion(tmp: Path) -> str:
+    """An earlier conversion (the shipped tiny model's folder) holding the user's own files too."""
+    shutil.copytree(TINY, tmp / "o")
+    for name, text in (("predictions.csv", "id,class\n1,7\n"), ("train.csv", "label\n"), ("notes.json", "{}"),
+                       ("my_finetuned.keras", "mine"), ("notes.txt", "mine")):
+        (tmp / "o" / name).write_text(text)
+    (tmp / "o" / "mine").mkdir()
+    (tmp / "o" / "mine" / "a.txt").write_text("mine")
+    return str(tmp / "o")
+
+
+def kept_user_files(tmp: Path) -> bool:
+    o = tmp / "o"
+    mine = {"predictions.csv": "id,class\n1,7\n", "train.csv": "label\n", "notes.json": "{}",
+            "my_finetuned.keras": "mine", "notes.txt": "mine", "mine/a.txt": "mine"}
+    listed = json.loads((o / "manifest.json").read_text())["artifacts"]
+    return (all((o / n).read_text() == text for n, text in mine.items())
+            and [a["format"] for a in listed] == ["tflite_fp32"]
+            and not (o / "tiny.int8.onnx").exists()  # the earlier conversion's files are replaced
+            and not (tmp / ".o.lock").exists())  # and the lock is gone
+
+
+def free_port() -> int:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
 # ------------------------------------------------------------------------------------------- table
 @dataclass
 class Case:
@@ -169,6 +257,7 @@ class Case:
     make: Callable[[Path], dict] = lambda tmp: {}
     check: Callable[[Path], None] | None = None  # for rows that succeed: what must be true afterwards
     needs_ro: bool = False  # needs a read-only file system (a tmpfs mounted read-only; root only)
+    env: dict | None = None  # environment variables for the command
 
 
 CASES = [
@@ -393,6 +482,96 @@ CASES = [
     Case("serve-key-without-cert", ["serve", "{a}", "--key", "{c}"], 2, "give the certificate too, with --cert",
          lambda t: {"a": web_app(t), "c": (t / "k.pem").write_text("k") and str(t / "k.pem")}),
     Case("serve-no-app", ["serve", "{tmp}"], 2, "no index.html"),
+    # ------------------------------------------------------------------ an output never lands on an input
+    Case("predict-out-onto-its-input", ["predict", "tiny", "{c}", "--kaggle", "--out", "{c}"], 2, "is the data",
+         lambda t: {"c": kaggle_csv(t, name="test.csv")}),
+    Case("predict-out-onto-the-manifest", ["predict", "{m}", "{c}", "--out", "{m}/manifest.json"], 2,
+         "is the model's manifest", lambda t: {"m": manifest(t), "c": kaggle_csv(t)}),
+    Case("predict-out-onto-a-model-file", ["predict", "{m}", "{c}", "--out", "{m}/tiny.int8.tflite"], 2,
+         "is a file of the model folder", lambda t: {"m": manifest(t), "c": kaggle_csv(t)}),
+    Case("predict-out-onto-an-image-of-the-data", ["predict", "tiny", "{d}", "--out", "{d}/a.jpg.csv"], 2,
+         "is a file of the data folder", lambda t: {"d": str(Path(photos(t, "filename,label\n", {
+             "a.jpg.csv": lambda p: p.write_text("mine")}))), "x": (t / "photos" / "labels.csv").unlink()}),
+    Case("benchmark-photos-json-onto-labels", ["benchmark", "photos", "{d}", "--json", "{d}/labels.csv"], 2,
+         "is the photos' labels", lambda t: {"d": photos(t, "filename,label\na.jpg,2026\n")}),
+    Case("benchmark-json-onto-the-manifest", ["benchmark", "{m}", "--json", "{m}/manifest.json"], 2,
+         "is the model's manifest", lambda t: {"m": manifest(t)}),
+    Case("convert-while-another-converts", ["convert", "{tiny}/tiny.keras", "--out", "{o}", "--data", "sample"], 2,
+         "another run is writing this folder now", lambda t: {"o": hold_lock(t / "o")}),
+    Case("convert-over-an-earlier-keeps-the-users-files", ["convert", "{tiny}/tiny.keras", "--out", "{o}", "--data",
+                                                          "sample", "--formats", "tflite_fp32", "--check-limit", "100"],
+         0, "", lambda t: {"o": earlier_conversion(t)}, check=kept_user_files),
+    Case("train-out-holds-a-model-not-a-run", ["train", "--data", "sample", "--out", "{d}"], 2,
+         "model.keras, which a run would replace", lambda t: {"d": str((t / "r").mkdir() or (t / "r" / "model.keras")
+                                                                     .write_text("mine") and t / "r")}),
+    # ------------------------------------------------------------------ files that are not what they say
+    Case("predict-kaggle-784-header-785-values", ["predict", "tiny", "{c}", "--kaggle", "--out", "{tmp}/s.csv"], 2,
+         "line 2: 785 columns, expected 784", lambda t: {"c": kaggle_csv(t, 784, 785)}),
+    Case("predict-kaggle-785-header-784-values", ["predict", "tiny", "{c}", "--out", "{tmp}/s.csv"], 2,
+         "line 2: 784 columns, expected 785", lambda t: {"c": kaggle_csv(t, 785, 784)}),
+    Case("predict-1-gib-of-nul-bytes", ["predict", "tiny", "{c}", "--kaggle", "--out", "{tmp}/s.csv"], 2,
+         "line 2: longer than 16,384 characters", lambda t: {"c": nul_csv(t)}),
+    Case("predict-folder-of-other-classes", ["predict", "tiny", "{d}", "--out", "{tmp}/p.csv"], 2,
+         "are not the model's (0, 1, 2", lambda t: {"d": class_folders(t, "abcdefghij")}),
+    Case("predict-huge-jpeg-in-a-folder-is-skipped", ["predict", "tiny", "{d}", "--out", "{tmp}/p.csv"], 0,
+         "60000x60000 pixels, more than the 50 megapixels; skipped",
+         lambda t: {"d": photos(t, "x", {"huge.jpg": lambda p: jpeg_claiming(p, 60000, 60000)})},
+         check=lambda t: (t / "p.csv").read_text().splitlines()[1].startswith("a.jpg,")),
+    Case("benchmark-photos-latin-1-labels", ["benchmark", "photos", "{d}", "--model", "tiny"], 2,
+         "labels.csv, line 3: not UTF-8 text", lambda t: {"d": photos(t, "filename,label\na.jpg,2026\n# caf\xe9\n"
+                                                                      .encode("latin-1"))}),
+    Case("benchmark-photos-field-over-the-csv-limit", ["benchmark", "photos", "{d}", "--model", "tiny"], 2,
+         "labels.csv, line 2: not readable as CSV: field larger than field limit",
+         lambda t: {"d": photos(t, "filename,label\na.jpg," + "1" * 200_000 + "\n")}),
+    Case("benchmark-photos-superscript-label", ["benchmark", "photos", "{d}", "--model", "tiny"], 2,
+         "line 2: label '2\u00b226' is not digits 0-9", lambda t: {"d": photos(t, "filename,label\na.jpg,2\u00b226\n")}),
+    Case("benchmark-photos-arabic-indic-label", ["benchmark", "photos", "{d}", "--model", "tiny"], 2,
+         "line 2: label '\u0662\u0660\u0662\u0666' is not digits 0-9",
+         lambda t: {"d": photos(t, "filename,label\na.jpg,\u0662\u0660\u0662\u0666\n")}),
+    Case("benchmark-photos-huge-jpeg-is-skipped", ["benchmark", "photos", "{d}", "--model", "tiny", "--json",
+                                                   "{tmp}/p.json"], 0, "60000x60000 pixels, more than the 50 megapixels; skipped",
+         lambda t: {"d": photos(t, "filename,label\nhuge.jpg,1\na.jpg,2026\n",
+                                {"huge.jpg": lambda p: jpeg_claiming(p, 60000, 60000)})},
+         check=lambda t: json.loads((t / "p.json").read_text())["photos"] == 1),
+    Case("benchmark-photos-huge-png-is-skipped", ["benchmark", "photos", "{d}", "--model", "tiny"], 0,
+         "20000x20000 pixels, more than the 50 megapixels; skipped",
+         lambda t: {"d": photos(t, "filename,label\nbig.png,1\na.jpg,2026\n",
+                                {"big.png": lambda p: png_header(p, 20000, 20000)})}, check=lambda t: True),
+    Case("deploy-huge-jpeg-header", ["deploy", "--source", "{j}", "--headless", "--model", "tiny"], 2,
+         "no frame could be read", lambda t: {"j": str(jpeg_claiming(t / "huge.jpg", 60000, 60000))}),
+    Case("deploy-huge-jpeg-in-a-folder-is-skipped", ["deploy", "--source", "{d}", "--headless", "--model", "tiny"], 0,
+         "60000x60000 pixels, more than the 50 megapixels; skipped",
+         lambda t: {"d": photos(t, "", {"huge.jpg": lambda p: jpeg_claiming(p, 60000, 60000)})}, check=lambda t: True),
+    Case("benchmark-compare-nan-accuracy", ["benchmark", "--compare", "{j}"], 2, "'accuracy' is nan",
+         lambda t: {"j": (t / "old.json").write_text('{"rows": [{"format": "keras", "accuracy": NaN}]}')
+                    and str(t / "old.json")}),
+    Case("benchmark-compare-no-rows", ["benchmark", "--compare", "{j}"], 2, "a report with no rows",
+         lambda t: {"j": (t / "old.json").write_text('{"rows": []}') and str(t / "old.json")}),
+    # ------------------------------------------------------------------ class names
+    Case("manifest-labels-not-strings", ["deploy", "--manifest", "{m}", "--headless"], 2,
+         "labels[0] is 0; expected a class name", lambda t: {"m": manifest(t, lambda d: d.update(labels=list(range(10))))}),
+    Case("train-labels-nfc-and-nfd-are-one-name", ["train", "--data", "sample", "--labels", "{f}", "--out", "{tmp}/r"], 2,
+         "class name 'caf\u00e9' appears more than once", lambda t: {"f": (t / "l.txt").write_text(
+             "\ufeffcaf\u00e9\ncafe\u0301\n" + "\n".join("abcdefgh") + "\n") and str(t / "l.txt")}),
+    # ------------------------------------------------------------------ a cluster that is misconfigured
+    Case("train-coordinator-no-port", ["train", "--backend", "jax", "--coordinator", "nohost", "--num-processes", "2",
+                                       "--process-id", "0"], 2, "--coordinator 'nohost': expected HOST:PORT"),
+    Case("train-coordinator-url", ["train", "--backend", "jax", "--coordinator", "http://127.0.0.1:19005/x",
+                                   "--num-processes", "2", "--process-id", "0"], 2, "expected HOST:PORT"),
+    Case("train-coordinator-port-99999", ["train", "--backend", "jax", "--coordinator", "127.0.0.1:99999",
+                                          "--num-processes", "2", "--process-id", "0"], 2, "must be a number 1..65535"),
+    Case("train-num-processes-0", ["train", "--num-processes", "0"], 2, "--num-processes 0: must be at least 1"),
+    Case("train-num-processes-negative", ["train", "--num-processes", "-1"], 2, "--num-processes -1: must be at least 1"),
+    Case("train-coordinator-without-count", ["train", "--coordinator", "127.0.0.1:1234"], 2,
+         "--coordinator: give --num-processes N too"),
+    Case("train-env-num-processes-abc", ["train"], 2, "KERAS_DISTRIBUTION_NUM_PROCESSES='abc': must be a whole number",
+         env={"KERAS_DISTRIBUTION_NUM_PROCESSES": "abc"}),
+    Case("train-env-process-id-abc", ["train", "--backend", "jax"], 2, "KERAS_DISTRIBUTION_PROCESS_ID='abc': must be a whole number",
+         env={"KERAS_DISTRIBUTION_NUM_PROCESSES": "2", "KERAS_DISTRIBUTION_PROCESS_ID": "abc"}),
+    Case("train-coordinator-never-answers", ["train", "--backend", "jax", "--data", "sample", "--coordinator",
+                                             "127.0.0.1:{p}", "--num-processes", "2", "--process-id", "1",
+                                             "--coordinator-timeout", "2", "--out", "{tmp}/r"], 1,
+         "no answer within 2 s", lambda t: {"p": str(free_port())}),
     # ------------------------------------------------------------------ the command itself
     Case("unknown-command", ["fly"], 2, "invalid choice: 'fly'"),
 ]
@@ -424,7 +603,8 @@ def test_bad_input(case, tmp_path_factory, read_only_dir):
     names = {k: v for k, v in case.make(tmp).items() if isinstance(v, str)}
     args = [a.format(tmp=tmp, ro=read_only_dir, tiny=TINY, root=ROOT, **names) for a in case.args]
     before = snapshot(tmp)
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "EDGEDIGITS_DATA": str(tmp_path_factory.getbasetemp() / "cache")}
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "EDGEDIGITS_DATA": str(tmp_path_factory.getbasetemp() / "cache"),
+           **(case.env or {})}
     proc = subprocess.run([sys.executable, "-m", "edgedigits", *args], capture_output=True, text=True, timeout=300,
                           cwd=tmp, env=env)
     out, err = proc.stdout, proc.stderr
@@ -443,3 +623,66 @@ def test_bad_input(case, tmp_path_factory, read_only_dir):
 def test_the_table_covers_every_command():
     assert len(CASES) >= 60
     assert {c.args[0] for c in CASES} >= {"train", "convert", "deploy", "benchmark", "serve"}
+
+
+# ----------------------------------------------------------------------------------- a full disk
+@pytest.fixture
+def full_disk(tmp_path):
+    """A 2 MiB tmpfs mounted for this test, with fill() to use up what is free (root only)."""
+    where = tmp_path / "small"
+    where.mkdir()
+    mount = shutil.which("mount")
+    proc = mount and subprocess.run([mount, "-t", "tmpfs", "-o", "size=2m", "edgedigits-full", str(where)],
+                                    capture_output=True, text=True)
+    if not proc or proc.returncode:
+        pytest.skip(f"cannot mount a small tmpfs here: {(proc.stderr.strip() if proc else 'no mount command')}")
+
+    def fill():
+        with open(where / "filler", "wb", buffering=0) as f:
+            try:
+                while True:
+                    f.write(bytes(4096))
+            except OSError:
+                pass
+
+    try:
+        yield where, fill
+    finally:
+        subprocess.run(["umount", str(where)], check=False)
+
+
+def run_edgedigits(*args, cwd: Path):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    proc = subprocess.run([sys.executable, "-m", "edgedigits", *map(str, args)], capture_output=True, text=True,
+                          timeout=300, cwd=cwd, env=env)
+    assert "Traceback" not in proc.stdout + proc.stderr, proc.stderr
+    return proc
+
+
+def test_a_full_disk_keeps_the_previous_predictions(full_disk, tmp_path):
+    disk, fill = full_disk
+    (disk / "submission.csv").write_text("ImageId,Label\n1,7\n")
+    fill()
+    proc = run_edgedigits("predict", "tiny", "sample", "--kaggle", "--out", disk / "submission.csv", cwd=tmp_path)
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert proc.returncode != 0 and len(errors) == 1, proc.stderr
+    assert str(disk / "submission.csv") in errors[0] and "no space left on the device" in errors[0], errors
+    assert "bytes free" in errors[0] and "the earlier file is kept" in errors[0], errors
+    assert (disk / "submission.csv").read_text() == "ImageId,Label\n1,7\n"
+    assert sorted(p.name for p in disk.iterdir()) == ["filler", "submission.csv"]
+
+
+def test_a_full_disk_keeps_the_previous_annotated_video(full_disk, tmp_path):
+    disk, fill = full_disk
+    source = video(tmp_path, frames=30, keep=1.0)
+    (disk / "out").mkdir()
+    (disk / "out" / "annotated.avi").write_bytes(b"the previous video")
+    fill()
+    proc = run_edgedigits("deploy", "--source", source, "--headless", "--model", "tiny", "--save", disk / "out",
+                          cwd=tmp_path)
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert proc.returncode != 0 and len(errors) == 1, proc.stderr
+    assert str(disk / "out") in errors[0] and "no space left" in errors[0] and "bytes free" in errors[0], errors
+    assert f"the previous {disk / 'out' / 'annotated.avi'} is kept" in errors[0], errors
+    assert (disk / "out" / "annotated.avi").read_bytes() == b"the previous video"
+    assert sorted(p.name for p in (disk / "out").iterdir()) == ["annotated.avi"]

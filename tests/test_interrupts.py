@@ -57,6 +57,32 @@ def test_ctrl_c_in_deploy_exits_130_after_the_summary(tmp_path):
     assert not list((tmp_path / "out").glob(".tmp-*"))  # every annotated image there is whole
 
 
+def test_ctrl_c_while_saving_a_video_keeps_the_previous_one(tmp_path):
+    import cv2
+
+    frame = cv2.imread(str(ROOT / "docs" / "example.jpg"))
+    h, w = frame.shape[:2]
+    writer = cv2.VideoWriter(str(tmp_path / "in.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 15, (w, h))
+    for _ in range(400):
+        writer.write(frame)
+    writer.release()
+    out = tmp_path / "out"
+    proc = subprocess.run([sys.executable, "-m", "edgedigits", "deploy", "--source", str(tmp_path / "in.avi"),
+                           "--headless", "--model", "tiny", "--save", str(out), "--max-frames", "5"],
+                          capture_output=True, text=True, env=ENV)
+    assert proc.returncode == 0, proc.stderr
+    before = (out / "annotated.avi").read_bytes()
+    proc = start("deploy", "--source", str(tmp_path / "in.avi"), "--headless", "--model", "tiny", "--save", str(out))
+    lines = iter(range(3))
+    code, _, err = interrupt_when(proc, lambda line: line.startswith("{") and next(lines) == 2)
+    assert code == 130 and "Traceback" not in err, err
+    assert f"the previous {out / 'annotated.avi'} is kept" in err and f"{out / 'annotated.partial.avi'}" in err, err
+    assert (out / "annotated.avi").read_bytes() == before
+    cap = cv2.VideoCapture(str(out / "annotated.partial.avi"))
+    assert cap.get(cv2.CAP_PROP_FRAME_COUNT) >= 1  # this run's frames, whole and readable
+    assert sorted(p.name for p in out.iterdir()) == ["annotated.avi", "annotated.partial.avi"]
+
+
 UNFORESEEN = """
 import sys
 from edgedigits import cli

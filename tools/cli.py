@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import shlex
 import sys
 import tempfile
@@ -206,8 +207,18 @@ def _check_benchmark(args) -> dict | None:
         raise EdgeDigitsError(f"--until {args.until}: a validation accuracy in percent, at most 100")
     checks.finite("--min-accuracy", args.min_accuracy, 0)
     checks.finite("--max-drop", args.max_drop, 0)
+    inputs = {}  # what no report may be written onto
+    for model in (args.manifest, args.what if args.what not in ("", "camera", "web", "train", "photos") else None):
+        if model:
+            inputs.update(checks.model_files(model))
+    if args.folder and args.folder.is_dir():
+        from edgedigits.deploy.sources import IMAGE_SUFFIXES
+
+        inputs[args.folder / "labels.csv"] = "the photos' labels"
+        inputs.update({p: "a photo" for p in args.folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES})
     for option in ("json", "markdown", "plot"):
         checks.output_file(f"--{option}", getattr(args, option))
+        checks.not_an_input(f"--{option}", getattr(args, option), inputs)
     if args.what not in ("", "camera", "web", "train", "photos"):
         from edgedigits.manifest import load_manifest
 
@@ -224,9 +235,14 @@ def _check_benchmark(args) -> dict | None:
     if not isinstance(rows, list) or not all(isinstance(r, dict) and isinstance(r.get("format"), str) for r in rows):
         raise EdgeDigitsError(f"--compare {args.compare}: not a benchmark report (expected an object with "
                               f"'rows', each with a 'format'; write one with --json)")
+    if not rows:
+        raise EdgeDigitsError(f"--compare {args.compare}: a report with no rows; nothing to compare with")
     for r in rows:
         for key in ("accuracy", "speedup_vs_keras"):
-            if key in r and not isinstance(r[key], (int, float)):
+            if key in r and (not isinstance(r[key], (int, float)) or isinstance(r[key], bool)
+                             or not math.isfinite(r[key])):
                 raise EdgeDigitsError(f"--compare {args.compare}: row '{r['format']}': '{key}' is {r[key]!r}, "
                                       f"expected a number")
+    if not any(isinstance(r.get("accuracy"), (int, float)) for r in rows):
+        raise EdgeDigitsError(f"--compare {args.compare}: no row has an accuracy; nothing to compare with")
     return old

@@ -12,6 +12,9 @@ confusion matrix of the aligned digits, and the time per photo.
 from __future__ import annotations
 
 import csv
+import html
+import io
+import sys
 import time
 from pathlib import Path
 
@@ -20,29 +23,53 @@ import numpy as np
 from edgedigits.errors import EdgeDigitsError
 
 
+MAX_LABELS_BYTES = 16 << 20  # a labels.csv for thousands of photos is a few hundred KiB
+
+
 def read_labels(folder: Path) -> list[tuple[str, str]]:
-    """[(filename, label)] from folder/labels.csv; errors name the file, the line and the problem."""
+    """[(filename, label)] from folder/labels.csv; errors name the file, the line and the problem.
+    A label is ASCII digits, text lines separated by one space ("134678 912532")."""
     path = folder / "labels.csv"
     if not path.is_file():
         raise EdgeDigitsError(f"{path}: no such file (a photo folder needs labels.csv with the columns filename,label)")
+    text = _read_text(path)
     rows = []
-    with open(path, newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f)
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    try:
         if not reader.fieldnames or not {"filename", "label"} <= set(reader.fieldnames):
             raise EdgeDigitsError(f"{path}: the header must name the columns filename and label, got {reader.fieldnames}")
-        for line, row in enumerate(reader, start=2):
+        for row in reader:
+            line = reader.line_num
             name, label = (row.get("filename") or "").strip(), (row.get("label") or "").strip()
             if not name or Path(name).name != name:
                 raise EdgeDigitsError(f"{path}, line {line}: {name!r} is not a file name in this folder")
-            if label and not all(part and all(c in "0123456789" for c in part) for part in label.split(" ")):
-                raise EdgeDigitsError(f"{path}, line {line}: label {label!r} is not digits 0-9 (lines separated by "
-                                      f"one space; empty for a photo with no digit)")
+            # isdigit() alone accepts '²' and '٢': only ASCII 0-9 are digits the model reads
+            if label and not all(part.isascii() and part.isdigit() for part in label.split(" ")):
+                raise EdgeDigitsError(f"{path}, line {line}: label {label[:40]!r} is not digits 0-9 (lines "
+                                      f"separated by one space; empty for a photo with no digit)")
             if not (folder / name).is_file():
                 raise EdgeDigitsError(f"{path}, line {line}: {folder / name}: no such file")
             rows.append((name, label))
+    except csv.Error as e:  # a field over the csv module's limit, a NUL byte, an unclosed quote
+        # line_num counts the lines of the records read whole: the bad one is the next
+        raise EdgeDigitsError(f"{path}, line {reader.line_num + 1}: not readable as CSV: {e}") from None
     if not rows:
         raise EdgeDigitsError(f"{path}: no photos listed")
     return rows
+
+
+def _read_text(path: Path) -> str:
+    """The file as UTF-8 text, read whole only when it is small enough to be a labels file."""
+    size = path.stat().st_size
+    if size > MAX_LABELS_BYTES:
+        raise EdgeDigitsError(f"{path}: {size:,} bytes, more than a labels file can be ({MAX_LABELS_BYTES:,})")
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = data[:e.start].count(b"\n") + 1
+        raise EdgeDigitsError(f"{path}, line {line}: not UTF-8 text (byte {data[e.start]:#04x}); save the "
+                              f"file as UTF-8") from None
 
 
 def align(expected: str, read: str) -> list[tuple[str | None, str | None]]:
@@ -75,6 +102,7 @@ def photo_benchmark(folder: Path, manifest: Path, target: str = "cpu", threads: 
 
     from edgedigits.deploy import camera
     from edgedigits.deploy.runners import from_manifest
+    from edgedigits.deploy.sources import read_image
 
     folder = Path(folder)
     rows = read_labels(folder)
@@ -83,14 +111,17 @@ def photo_benchmark(folder: Path, manifest: Path, target: str = "cpu", threads: 
     if not verifier:
         runner.verify = None
     confusion = np.zeros((10, 10), np.int64)  # [expected, read], aligned digits only
-    files, correct, found, total, exact = [], 0, 0, 0, 0
+    files, skipped, correct, found, total, exact = [], [], 0, 0, 0, 0
     empty = with_output = invented = 0  # photos that hold no digit: any output there is invented
     for name, label in rows:
         t0 = time.perf_counter()
-        image = cv2.imread(str(folder / name), cv2.IMREAD_COLOR)
+        try:
+            image = read_image(folder / name)  # the size checked from the header before decoding
+        except EdgeDigitsError as e:  # one bad photo: said, left out of the figures, and the others go on
+            print(f"warning: {e}; skipped", file=sys.stderr)
+            skipped.append({"file": name, "reason": str(e)})
+            continue
         t1 = time.perf_counter()
-        if image is None:
-            raise EdgeDigitsError(f"{folder / name}: not a readable image")
         rec = camera.recognize(image, runner, single=single)
         t2 = time.perf_counter()
         pairs = align(label.replace(" ", ""), "".join(str(lab) for lab in rec.labels))
@@ -109,6 +140,8 @@ def photo_benchmark(folder: Path, manifest: Path, target: str = "cpu", threads: 
         files.append({"file": name, "expected": label, "read": rec.text, "exact": rec.text == label,
                       "size": [int(image.shape[1]), int(image.shape[0])], "digits": digits, "correct": n_correct,
                       "decode_ms": (t1 - t0) * 1000, "recognize_ms": (t2 - t1) * 1000})
+    if not files:
+        raise EdgeDigitsError(f"{folder}: none of the {len(rows)} photos could be read (see the warnings above)")
     ms = np.array([f["recognize_ms"] for f in files])
     report = {"folder": str(folder), "model": str(manifest), "target": target, "threads": threads, "single": single,
               "verifier": runner.verify is not None,
@@ -119,7 +152,7 @@ def photo_benchmark(folder: Path, manifest: Path, target: str = "cpu", threads: 
               "invented_per_100": 100 * invented / empty if empty else None,
               "recognize_ms": {"p50": float(np.percentile(ms, 50)), "p95": float(np.percentile(ms, 95)),
                                "max": float(ms.max())},
-              "confusion": confusion.tolist(), "files": files}
+              "confusion": confusion.tolist(), "files": files, "skipped": skipped}
     say(table(report))
     return report
 
@@ -151,7 +184,8 @@ def markdown(report: dict, command: str = "") -> str:
            "| file | size | expected | read | ms |", "| --- | ---: | ---: | ---: | ---: |"]
     for f in report["files"]:
         read = f["read"] if f["exact"] else f"**{f['read'] or '-'}**"
-        out.append(f"| {f['file']} | {f['size'][0]}x{f['size'][1]} | {f['expected'] or '-'} | {read} | {f['recognize_ms']:.1f} |")
+        name = html.escape(f["file"]).replace("|", "\\|")  # a file name is text, never HTML
+        out.append(f"| {name} | {f['size'][0]}x{f['size'][1]} | {f['expected'] or '-'} | {read} | {f['recognize_ms']:.1f} |")
     out += ["", "Confusion of the aligned digits (rows: expected, columns: read):", "",
             "| | " + " | ".join(map(str, range(10))) + " |", "| --- " * 11 + "|"]
     for d, row in enumerate(report["confusion"]):

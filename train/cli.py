@@ -16,6 +16,7 @@ from edgedigits.errors import EdgeDigitsError, Interrupted
 
 
 def add_train(make, sub) -> None:
+    from edgedigits.train import distribute
     from edgedigits.train.models import REGISTRY
     from edgedigits.train.trainer import SAMPLE_EPOCHS, TrainConfig
 
@@ -66,6 +67,9 @@ def add_train(make, sub) -> None:
     p.add_argument("--coordinator", metavar="HOST:PORT", help="several machines: process 0's address and a free port")
     p.add_argument("--num-processes", type=int, metavar="N", help="several machines: how many processes (one per host)")
     p.add_argument("--process-id", type=int, metavar="I", help="several machines: this process's index, 0 on the coordinator")
+    p.add_argument("--coordinator-timeout", type=float, metavar="SECONDS", default=distribute.COORDINATOR_TIMEOUT_S,
+                   help="several machines: give up when the coordinator and the other processes have not all "
+                        "joined within this time")
     p.add_argument("--out", type=Path, help="run folder (default: runs/train/<model>-<time>)")
     p.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue an interrupted run from its last checkpoint")
     p.set_defaults(run=run_train)
@@ -78,11 +82,14 @@ def run_train(args) -> int:
     command = "edgedigits " + shlex.join(sys.argv[1:])
     if args.devices is not None and args.devices < 1:
         raise EdgeDigitsError(f"--devices {args.devices}: must be at least 1")
-    if distribute.wants_several_processes(args.num_processes):
-        if (args.backend or os.environ.get("KERAS_BACKEND", "jax")) != "jax":
-            raise EdgeDigitsError(f"--num-processes: training on several processes needs the JAX backend, "
-                                  f"not {args.backend or os.environ['KERAS_BACKEND']}; use --backend jax")
-        distribute.initialize(args.coordinator, args.num_processes, args.process_id)
+    checks.finite("--coordinator-timeout", args.coordinator_timeout, 0, above=True)
+    if (distribute.processes_asked(args.num_processes) or 1) > 1 and \
+            (args.backend or os.environ.get("KERAS_BACKEND", "jax")) != "jax":
+        raise EdgeDigitsError(f"--num-processes: training on several processes needs the JAX backend, "
+                              f"not {args.backend or os.environ['KERAS_BACKEND']}; use --backend jax")
+    job = distribute.check_job(args.coordinator, args.num_processes, args.process_id)  # before JAX starts
+    if job:
+        distribute.initialize(job, args.coordinator_timeout)
     me = distribute.this_process()
     if args.resume:
         from dataclasses import asdict
@@ -112,11 +119,19 @@ def run_train(args) -> int:
         checks.output_folder("--out", out)
         if (out / "config.json").exists():
             raise EdgeDigitsError(f"{out}: already holds a run; use --resume {out} or another --out")
+        theirs = sorted(name for name in RUN_FILES if (out / name).exists())
+        if theirs:  # not a run of ours (no config.json), so not ours to replace
+            raise EdgeDigitsError(f"--out {out}: holds {out / theirs[0]}, which a run would replace; it is not a run "
+                                  f"folder (no config.json): choose another --out, or move it away")
 
     distribute.from_first(check_out, me)  # only process 0 writes the run folder
     _train_or_clean_up(train, cfg, out)
     return 0
 
+
+# what a run writes into its folder (trainer.py); a folder holding any of them without config.json is refused
+RUN_FILES = ("config.json", "history.csv", "model.keras", "checkpoint", "metrics.json", "curves.png",
+             "confusion.png", "model_card.md")
 
 # TrainConfig field -> the option that sets it, for messages
 OPTIONS = {"batch_size": "--batch-size", "learning_rate": "--lr", "patience": "--patience", "limit": "--limit",
@@ -203,6 +218,7 @@ def _train_or_clean_up(train, cfg, out: Path, resume: bool = False) -> None:
     """Train; a run that fails or is interrupted before its first checkpoint leaves nothing behind
     (so the same command can run again), one interrupted later says how to resume it."""
     created = [p for p in [out, *out.parents] if not p.exists()]  # the folders this run makes
+    there = {name for name in RUN_FILES if (out / name).exists()}  # never removed: this run did not write them
     checkpoint = out / "checkpoint" / "state.json"
     try:
         train(cfg, out, resume=resume)
@@ -214,9 +230,10 @@ def _train_or_clean_up(train, cfg, out: Path, resume: bool = False) -> None:
                     if parent.is_dir() and not any(parent.iterdir()):
                         parent.rmdir()
             else:
-                for name in ("config.json", "history.csv", "model.keras"):
+                for name in set(RUN_FILES) - there - {"checkpoint"}:
                     (out / name).unlink(missing_ok=True)
-                shutil.rmtree(out / "checkpoint", ignore_errors=True)
+                if "checkpoint" not in there:
+                    shutil.rmtree(out / "checkpoint", ignore_errors=True)
         if isinstance(e, KeyboardInterrupt):
             if checkpoint.is_file():
                 raise Interrupted(f"interrupted; {out} keeps every finished epoch: continue with "

@@ -24,8 +24,8 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import io
 import os
+import unicodedata
 import warnings
 import zipfile
 import zlib
@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from edgedigits.errors import DataError
+from edgedigits.imagesize import MAX_IMAGE_PIXELS, check_image  # images in a folder: size checked from the header
 
 IMAGE_MAGIC = 2051  # IDX: unsigned byte, 3 dimensions
 LABEL_MAGIC = 2049  # IDX: unsigned byte, 1 dimension
@@ -115,15 +116,24 @@ def read_labels(path: str | os.PathLike) -> list[str]:
     """A labels file: one class name per line, in output order (as TFLite's labels.txt)."""
     path = Path(path)
     try:
-        names = [ln.strip() for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
+        names = [ln.strip() for ln in path.read_text(encoding="utf-8-sig").splitlines() if ln.strip()]
     except (OSError, UnicodeDecodeError) as e:
         raise DataError(f"{path}: cannot read the labels file: {e}") from None
-    check_class_names(names, path)
-    return names
+    return check_class_names(names, path)
+
+
+def class_name(name) -> str:
+    """A class name as it is compared and stored: NFC (an 'é' typed or composed is one name), without
+    a byte-order mark or surrounding space."""
+    return unicodedata.normalize("NFC", str(name)).replace("\ufeff", "").strip()
 
 
 def check_class_names(names, where) -> list[str]:
-    names = [str(n) for n in names]
+    """The names, normalized (class_name); a count other than the model's outputs, an empty name or
+    one given twice is refused."""
+    names = [class_name(n) for n in names]
+    if "" in names:
+        raise DataError(f"{where}: class name {names.index('') + 1} is empty")
     if len(names) != NUM_CLASSES:
         raise DataError(f"{where}: {len(names)} class names, expected {NUM_CLASSES} (one per line; "
                         f"the models have {NUM_CLASSES} outputs)")
@@ -142,7 +152,6 @@ class Dataset:
 # ----------------------------------------------------------------------------------------- IDX files
 MAX_IDX_ITEMS = 1_000_000  # images or labels in one IDX file (MNIST: 60,000; EMNIST: 814,255)
 MAX_ARRAY_BYTES = 1 << 30  # one array of an .npz
-MAX_IMAGE_PIXELS = 50_000_000  # an image in a digit folder: larger ones are refused before decoding
 
 
 def _open_maybe_gzip(path: Path):
@@ -234,61 +243,115 @@ def load_idx_folder(folder: Path) -> Dataset:
 
 
 # ------------------------------------------------------------------------------------- Kaggle CSV
+MAX_CSV_LINE = 16 << 10  # characters in one line: a Kaggle row is at most 785 x "255," = 3,140
+MAX_CSV_ROWS = MAX_IDX_ITEMS  # rows in one file (Kaggle's train.csv: 42,000)
+CSV_BATCH = 4096  # rows parsed at a time: about 26 MB as int64, whatever the file's size
+
+
 def load_kaggle_csv(path: Path | str) -> Digits:
-    """Kaggle Digit Recognizer: train.csv (label, pixel0..pixel783) or test.csv (pixel0..pixel783)."""
+    """Kaggle Digit Recognizer: train.csv (label, pixel0..pixel783) or test.csv (pixel0..pixel783).
+
+    Read line by line, never whole: a line longer than MAX_CSV_LINE (a file of NUL bytes, a table of
+    another shape) is refused when it is reached, and each batch of rows is checked and kept as uint8,
+    so memory stays near the size of the digits themselves."""
     path = Path(path)
+    pixels = [f"pixel{i}" for i in range(784)]
+    batches, labels = [], []
     try:
-        with open(path, encoding="utf-8") as f:
-            header = f.readline().strip().split(",")
-            rows = f.read()
+        with open(path, encoding="utf-8-sig", newline=None) as f:  # -sig: a BOM is not part of the header
+            header = _csv_line(f, path, 1).strip().split(",")
+            if header == ["label"] + pixels:
+                has_label = True
+            elif header == pixels:
+                has_label = False
+            else:
+                raise DataError(f"{path}: line 1: header has {len(header)} columns; expected 'label,pixel0..pixel783' "
+                                f"(785, Kaggle train.csv) or 'pixel0..pixel783' (784, test.csv)")
+            ncols = 785 if has_label else 784
+            lineno, rows = 2, 0
+            while True:
+                first, lines = lineno, []
+                while len(lines) < CSV_BATCH:
+                    line = _csv_line(f, path, lineno)
+                    if not line:
+                        break
+                    lineno += 1
+                    lines.append(line)
+                if not lines:
+                    break
+                table = _parse_rows(path, lines, first, ncols)
+                rows += len(table)
+                if rows > MAX_CSV_ROWS:
+                    raise DataError(f"{path}: more than the {MAX_CSV_ROWS:,} rows this loader reads")
+                px = table[:, 1:] if has_label else table
+                bad = np.argwhere((px < 0) | (px > 255))
+                if bad.size:
+                    r, c = bad[0]
+                    raise DataError(f"{path}: line {_line_of(lines, first, r)}: pixel{c} = {px[r, c]}, expected 0..255")
+                if has_label:
+                    lab = table[:, 0]
+                    badl = np.flatnonzero((lab < 0) | (lab > 9))
+                    if badl.size:
+                        raise DataError(f"{path}: line {_line_of(lines, first, badl[0])}: label {lab[badl[0]]}, "
+                                        f"expected a digit 0..9")
+                    labels.append(lab.astype(np.uint8))
+                batches.append(px.astype(np.uint8))
     except (OSError, UnicodeDecodeError) as e:
         raise DataError(f"{path}: cannot read as CSV text: {e}") from None
-    pixels = [f"pixel{i}" for i in range(784)]
-    if header == ["label"] + pixels:
-        has_label = True
-    elif header == pixels:
-        has_label = False
-    else:
-        raise DataError(f"{path}: line 1: header has {len(header)} columns; expected 'label,pixel0..pixel783' "
-                        f"(785, Kaggle train.csv) or 'pixel0..pixel783' (784, test.csv)")
-    ncols = 785 if has_label else 784
-    try:  # numpy's C parser; on any failure, scan the lines again to say which one is wrong
-        table = np.loadtxt(io.StringIO(rows), delimiter=",", dtype=np.int64, ndmin=2)
-    except ValueError:
-        _raise_csv_error(path, rows, ncols)
-    if table.size == 0:
+    if not batches:
         raise DataError(f"{path}: no data rows after the header")
-    px = table[:, 1:] if has_label else table
-    bad = np.argwhere((px < 0) | (px > 255))
-    if bad.size:
-        r, c = bad[0]
-        raise DataError(f"{path}: line {r + 2}: pixel{c} = {px[r, c]}, expected 0..255")
-    labels = None
-    if has_label:
-        lab = table[:, 0]
-        badl = np.flatnonzero((lab < 0) | (lab > 9))
-        if badl.size:
-            raise DataError(f"{path}: line {badl[0] + 2}: label {lab[badl[0]]}, expected a digit 0..9")
-        labels = lab.astype(np.uint8)
-    return Digits(px.astype(np.uint8).reshape(-1, 28, 28), labels, str(path))
+    images = np.concatenate(batches).reshape(-1, 28, 28)
+    return Digits(images, np.concatenate(labels) if has_label else None, str(path))
 
 
-def _raise_csv_error(path: Path, rows: str, ncols: int):
-    for lineno, line in enumerate(rows.splitlines(), start=2):
+def _csv_line(f, path: Path, lineno: int) -> str:
+    """One line, read no further than MAX_CSV_LINE characters ('' at the end of the file)."""
+    line = f.readline(MAX_CSV_LINE + 1)
+    if len(line) > MAX_CSV_LINE:
+        raise DataError(f"{path}: line {lineno}: longer than {MAX_CSV_LINE:,} characters; not a row of a Kaggle "
+                        f"digit CSV (a damaged or binary file?)")
+    return line
+
+
+def _line_of(lines: list[str], first: int, row: int) -> int:
+    """The file's line number of the row-th non-blank line of a batch starting at line `first`."""
+    seen = -1
+    for i, line in enumerate(lines):
+        seen += bool(line.strip())
+        if seen == row:
+            return first + i
+    return first
+
+
+def _parse_rows(path: Path, lines: list[str], first: int, ncols: int) -> np.ndarray:
+    """(rows, ncols) int64 from CSV lines; an error names the line and what is wrong."""
+    try:  # numpy's C parser; on any failure, scan the lines again to say which one is wrong
+        table = np.loadtxt(lines, delimiter=",", dtype=np.int64, ndmin=2)
+    except ValueError:
+        _raise_csv_error(path, lines, ncols, first)
+    if table.shape[1] != ncols:
+        _raise_csv_error(path, lines, ncols, first)
+    return table
+
+
+def _raise_csv_error(path: Path, lines: list[str], ncols: int, first: int = 2):
+    for lineno, line in enumerate(lines, start=first):
         if not line.strip():
             continue
-        cells = line.split(",")
+        cells = line.rstrip("\r\n").split(",")
         if len(cells) != ncols:
-            raise DataError(f"{path}: line {lineno}: {len(cells)} columns, expected {ncols}")
+            raise DataError(f"{path}: line {lineno}: {len(cells)} columns, expected {ncols} (as the header "
+                            f"names)")
         for col, cell in enumerate(cells):
             try:
                 value = int(cell)
             except ValueError:
-                raise DataError(f"{path}: line {lineno}, column {col + 1}: {cell.strip()!r} is not an integer") from None
+                raise DataError(f"{path}: line {lineno}, column {col + 1}: {cell.strip()[:30]!r} is not an "
+                                f"integer") from None
             if not 0 <= value <= 255:
                 raise DataError(f"{path}: line {lineno}, column {col + 1}: {cell.strip()[:30]} is out of range "
                                 f"(pixels 0..255, labels 0..9)")
-    raise DataError(f"{path}: not a table of integers")
+    raise DataError(f"{path}: lines {first}..{first + len(lines) - 1}: not a table of integers")
 
 
 # ------------------------------------------------------------------------------------------ NPZ
@@ -371,6 +434,7 @@ def _read_image(f: Path) -> np.ndarray:
 
     too_large = DataError(f"{f}: more than the {MAX_IMAGE_PIXELS // 1_000_000} megapixels a digit "
                           f"image may have; refused before decoding")
+    check_image(f)  # "f: WxH pixels, more than the 50 megapixels", from the header
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -389,10 +453,23 @@ def _images_in(folder: Path) -> list[Path]:
     return [f for f in sorted(folder.iterdir()) if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES]
 
 
-def load_folder(folder: Path | str) -> Digits:
+def load_folder(folder: Path | str, skip_bad: bool = False) -> Digits:
     """A folder of digit images (any size; see image_to_mnist): sub-folders 0/ .. 9/, or 10 sub-folders
     named by class (sorted by name: their names are the class names), or a flat folder of images
-    (unlabelled, for prediction)."""
+    (unlabelled, for prediction). skip_bad (prediction): an image too large or unreadable is skipped
+    with a warning on stderr; else it is an error (a training set is not trained on in part)."""
+    import sys
+
+    def read(f: Path):
+        try:
+            images.append(_read_image(f))
+            return True
+        except DataError as e:
+            if not skip_bad:
+                raise
+            print(f"warning: {e}; skipped", file=sys.stderr)
+            return False
+
     folder = Path(folder)
     subs = [d for d in sorted(folder.iterdir()) if d.is_dir() and not d.name.startswith(".") and _images_in(d)]
     images, labels, ids = [], [], []
@@ -402,16 +479,16 @@ def load_folder(folder: Path | str) -> Digits:
             index = {d.name: int(d.name) for d in subs}
         else:
             classes = tuple(check_class_names([d.name for d in subs], f"{folder} (sub-folders as classes)"))
-            index = {name: i for i, name in enumerate(classes)}
+            index = {d.name: i for i, d in enumerate(subs)}  # in the order of the names, normalized or not
         for d in subs:
             for f in _images_in(d):
-                images.append(_read_image(f))
-                labels.append(index[d.name])
-                ids.append(f"{d.name}/{f.name}")
+                if read(f):
+                    labels.append(index[d.name])
+                    ids.append(f"{d.name}/{f.name}")
     else:
         for f in _images_in(folder):
-            images.append(_read_image(f))
-            ids.append(f.name)
+            if read(f):
+                ids.append(f.name)
     if not images:
         raise DataError(f"{folder}: no digit images found; expected sub-folders 0/ .. 9/ (or one per class) "
                         f"holding {', '.join(sorted(IMAGE_SUFFIXES))} files")
@@ -428,8 +505,9 @@ def load_sample() -> Dataset:
 
 
 # ---------------------------------------------------------------------------------- dispatcher
-def load(spec: str | os.PathLike, say=print) -> Dataset:
-    """Load a data source named on the command line (see the module docstring)."""
+def load(spec: str | os.PathLike, say=print, skip_bad_images: bool = False) -> Dataset:
+    """Load a data source named on the command line (see the module docstring). skip_bad_images: in an
+    image folder, skip an image that cannot be read (with a warning) instead of failing."""
     spec = str(spec)
     if spec == "auto":  # full MNIST when it is cached or can be downloaded, else the bundled sample
         from edgedigits.train.mnist import load_mnist
@@ -453,7 +531,7 @@ def load(spec: str | os.PathLike, say=print) -> Dataset:
     if path.is_dir():
         if any(path.glob("train-images-idx3-ubyte*")):
             return load_idx_folder(path)
-        return Dataset(load_folder(path), None)
+        return Dataset(load_folder(path, skip_bad_images), None)
     if path.suffix.lower() == ".csv":
         return Dataset(load_kaggle_csv(path), None)
     if path.suffix.lower() == ".npz":

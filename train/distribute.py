@@ -52,13 +52,84 @@ class Cluster:
         return self.process == 0
 
 
-def wants_several_processes(num_processes: int | None) -> bool:
-    n = num_processes or int(os.environ.get("KERAS_DISTRIBUTION_NUM_PROCESSES") or 1)
-    return n > 1
+COORDINATOR_TIMEOUT_S = 60  # how long a process waits for the coordinator and the others to join
 
 
-def initialize(coordinator: str | None, num_processes: int | None, process_id: int | None) -> None:
-    """Join the other processes (`jax.distributed`). Call before anything touches a JAX device."""
+@dataclass(frozen=True)
+class Job:
+    """The several-process options, checked: every process of one job is started with the same ones."""
+
+    coordinator: str  # HOST:PORT of process 0
+    processes: int
+    process: int
+
+
+def _env_int(i: int) -> int | None:
+    value = os.environ.get(ENV[i])
+    if value is None or not value.strip():
+        return None
+    if not value.strip().isascii() or not value.strip().lstrip("-").isdigit():
+        raise EdgeDigitsError(f"{ENV[i]}={value!r}: must be a whole number")
+    return int(value)
+
+
+def check_address(address: str, what: str) -> str:
+    """HOST:PORT (or [IPv6]:PORT), as jax.distributed takes it: no scheme, no path, a port 1..65535."""
+    host, sep, port = address.strip().rpartition(":")
+    bad = (not sep or not host or "/" in address or "://" in address or any(c.isspace() for c in address)
+           or (host.count(":") and not (host.startswith("[") and host.endswith("]"))))
+    if bad:
+        raise EdgeDigitsError(f"{what} {address!r}: expected HOST:PORT, e.g. 10.0.0.1:1234 (process 0's host "
+                              f"and a free port; no http://, no path)")
+    if not (port.isascii() and port.isdigit()) or not 1 <= int(port) <= 65535:
+        raise EdgeDigitsError(f"{what} {address!r}: the port {port!r} must be a number 1..65535")
+    return address.strip()
+
+
+def processes_asked(num_processes: int | None) -> int | None:
+    """--num-processes, else KERAS_DISTRIBUTION_NUM_PROCESSES (checked to be a number), else None."""
+    return num_processes if num_processes is not None else _env_int(1)
+
+
+def check_job(coordinator: str | None, num_processes: int | None, process_id: int | None) -> Job | None:
+    """The options (or Keras' environment variables) checked before JAX starts. None: one process."""
+    n = processes_asked(num_processes)
+    pid = process_id if process_id is not None else _env_int(2)
+    address = coordinator or os.environ.get(ENV[0]) or None
+    n_what = "--num-processes" if num_processes is not None else ENV[1]
+    if n is not None and n < 1:
+        raise EdgeDigitsError(f"{n_what} {n}: must be at least 1")
+    if n is None or n == 1:
+        given = [w for w, v in (("--coordinator", coordinator), ("--process-id", process_id)) if v is not None]
+        if given and n is None:  # alone, they would train one process without a word
+            raise EdgeDigitsError(f"{given[0]}: give --num-processes N too (how many processes the job has)")
+        if pid not in (None, 0):
+            raise EdgeDigitsError(f"--process-id {pid}: must be 0 in a job of one process")
+        return None
+    if not address:
+        raise EdgeDigitsError("several processes need the coordinator's address: --coordinator HOST:PORT "
+                              f"(process 0's host and a free port) or {ENV[0]}")
+    where = "--coordinator" if coordinator else ENV[0]
+    addresses = [check_address(a, where) for a in address.split(",")]
+    if len(addresses) > 1 and len(addresses) != n:
+        raise EdgeDigitsError(f"{where} {address!r}: {len(addresses)} addresses for {n} processes")
+    if pid is None or not 0 <= pid < n:
+        raise EdgeDigitsError(f"--process-id {pid}: must be one of 0..{n - 1} (this process's index among "
+                              f"--num-processes {n}; 0 is the coordinator)")
+    return Job(addresses[0], n, pid)
+
+
+def initialize(job: Job, timeout_s: float = COORDINATOR_TIMEOUT_S) -> None:
+    """Join the other processes (`jax.distributed`). Call before anything touches a JAX device.
+
+    jax.distributed blocks in C++ until every process has joined, where Python runs no signal handler:
+    SIGTERM and Ctrl-C take their default action (the process ends) until it returns, and a watchdog
+    ends the process with one line naming the address when nobody answers within timeout_s (JAX's
+    own timeout, later, aborts with a C++ stack)."""
+    import signal
+    import sys
+    import threading
+
     os.environ["KERAS_BACKEND"] = "jax"
     import jax
     import keras
@@ -66,16 +137,36 @@ def initialize(coordinator: str | None, num_processes: int | None, process_id: i
     if keras.backend.backend() != "jax":
         raise EdgeDigitsError(f"training on several processes needs the JAX backend; Keras was already "
                               f"imported with '{keras.backend.backend()}'")
-    if not (coordinator or os.environ.get(ENV[0])):
-        raise EdgeDigitsError("several processes need the coordinator's address: --coordinator HOST:PORT "
-                              f"(process 0's host and a free port) or {ENV[0]}")
-    n = num_processes or int(os.environ.get(ENV[1]) or 1)
-    pid = process_id if process_id is not None else os.environ.get(ENV[2])
-    if pid is None or not 0 <= int(pid) < n:
-        raise EdgeDigitsError(f"--process-id {pid}: must be one of 0..{n - 1} (this process's index among "
-                              f"--num-processes {n}; 0 is the coordinator)")
-    if not jax.distributed.is_initialized():
-        keras.distribution.initialize(coordinator, n, int(pid))
+    if jax.distributed.is_initialized():
+        return
+
+    def give_up():
+        print(f"error: --coordinator {job.coordinator}: no answer within {timeout_s:g} s (process {job.process} "
+              f"of {job.processes}); check that process 0 runs there, the port is free and reachable, and every "
+              f"process was started (--coordinator-timeout to wait longer)", file=sys.stderr, flush=True)
+        os._exit(1)
+
+    watchdog = threading.Timer(timeout_s, give_up)
+    watchdog.daemon = True
+    main = threading.current_thread() is threading.main_thread()
+    before = {s: signal.signal(s, signal.SIG_DFL) for s in (signal.SIGTERM, signal.SIGINT)} if main else {}
+    watchdog.start()
+    try:
+        jax.distributed.initialize(coordinator_address=job.coordinator, num_processes=job.processes,
+                                   process_id=job.process, initialization_timeout=int(timeout_s) + 30)
+    finally:
+        watchdog.cancel()
+        for sig, handler in before.items():
+            signal.signal(sig, handler)
+    try:  # what keras.distribution.initialize does after joining: one random seed in every process
+        from keras.src.backend.jax.distribution_lib import initialize_rng
+    except ImportError:
+        pass
+    else:
+        initialize_rng()
+    if jax.process_count() != job.processes:
+        raise EdgeDigitsError(f"--num-processes {job.processes}: the job at {job.coordinator} has "
+                              f"{jax.process_count()} processes; start every process with the same count")
 
 
 def this_process() -> Cluster:

@@ -91,9 +91,19 @@ def library_versions(names=("edgedigits", "keras", "tensorflow", "jax", "torch",
     return out
 
 
+def _text(value) -> str:
+    """A value shown as text in a Markdown table: HTML escaped (a Markdown viewer renders HTML), and a
+    `|` escaped so that it does not end the cell."""
+    import html
+
+    return html.escape(str(value), quote=True).replace("|", "\\|")
+
+
 def write_model_card(path: Path, cfg, metrics: dict) -> None:
     versions = ", ".join(f"{k} {v}" for k, v in library_versions().items())
     names = getattr(cfg, "labels", None) or [str(d) for d in range(10)]
+    # names and paths come from the user (--labels, folder names): as text, never as HTML or Markdown
+    names = [_text(n) for n in names]
     classes = ", ".join(f"{i}: {n}" if n != str(i) else n for i, n in enumerate(names))
     if getattr(cfg, "data_licence", ""):
         licence = f"Licence of the data: {cfg.data_name}, {cfg.data_licence}."
@@ -109,7 +119,7 @@ def write_model_card(path: Path, cfg, metrics: dict) -> None:
 | model | `{cfg.model}`{' (fine-tuned from `' + cfg.init_from + '`)' if cfg.init_from else ''}, {metrics['parameters']:,} parameters |
 | input | (N, 28, 28, 1) float32 in [0, 1]: pixel / 255, white digit on black (MNIST convention) |
 | output | (N, 10) softmax probabilities for the classes {classes} |
-| data | {cfg.data_source}{' (' + cfg.data_name + ')' if cfg.data_name else ''} |
+| data | {_text(cfg.data_source)}{' (' + _text(cfg.data_name) + ')' if cfg.data_name else ''} |
 | data SHA-256 | `{cfg.data_sha256}` (pixels then labels of the training set) |
 | split | {cfg.val_fraction:.0%} of the training data held out for validation, seed {cfg.seed} |
 | training | {metrics['epochs_trained']} epochs (best {metrics['best_epoch']}), batch {cfg.batch_size}, AdamW lr {cfg.learning_rate} cosine, label smoothing {cfg.label_smoothing}, augmentation {f'strength {float(cfg.augment):g}' if cfg.augment else 'off'} |

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from edgedigits.atomic import atomic_folder
+from edgedigits.atomic import atomic_folder, folder_lock
 from edgedigits.manifest import load_manifest
 from tests.conftest import ROOT
 
@@ -74,9 +74,11 @@ def test_interrupted_conversion_keeps_old_or_new_whole(old_conversion, tmp_path,
     if sig == signal.SIGKILL:
         assert code == -signal.SIGKILL
         assert got in (OLD, NEW)
-        # what a kill leaves is a hidden unfinished folder beside it, which the next run removes
-        assert {p.name for p in tmp_path.iterdir()} - {"converted"} <= {p.name for p in tmp_path.glob(".converted.new-*")}
-        with atomic_folder(out) as stage:
+        # what a kill leaves is a hidden unfinished folder beside it, and the lock, which the next run
+        # removes (the kernel dropped the dead process's lock: the next run takes the file over)
+        assert {p.name for p in tmp_path.iterdir()} - {"converted", ".converted.lock"} <= {
+            p.name for p in tmp_path.glob(".converted.new-*")}
+        with folder_lock(out), atomic_folder(out) as stage:
             shutil.copytree(out, stage, dirs_exist_ok=True)
         assert sorted(p.name for p in tmp_path.iterdir()) == ["converted"] and formats_in(out) == got
     else:

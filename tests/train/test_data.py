@@ -228,3 +228,53 @@ def test_data_module_imports_without_tensorflow():
             "bad = [m for m in ('tensorflow', 'keras') if m in sys.modules]; print(bad); sys.exit(1 if bad else 0)")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+# ---------------------------------------------------------------------------------- class names
+def test_class_names_are_nfc_without_a_bom(tmp_path):
+    names = ["\ufeffzero", "cafe\u0301"] + list("abcdefgh")  # a BOM from Notepad; 'é' typed as e + accent
+    (tmp_path / "labels.txt").write_text("\n".join(names) + "\n", encoding="utf-8")
+    read = D.read_labels(tmp_path / "labels.txt")
+    assert read[:2] == ["zero", "caf\u00e9"] and read[1] == D.class_name("caf\u00e9")
+
+
+def test_folder_class_names_are_nfc_and_index_their_images(tmp_path):
+    import cv2
+
+    names = ["cafe\u0301"] + list("abcdefghi")  # a folder named in NFD (as macOS writes names)
+    for i, name in enumerate(names):
+        (tmp_path / name).mkdir()
+        cv2.imwrite(str(tmp_path / name / "x.png"), np.full((28, 28), i, np.uint8))
+    d = D.load_folder(tmp_path)
+    assert "caf\u00e9" in d.classes and sorted(d.labels.tolist()) == list(range(10))
+    assert d.classes[d.labels[d.ids.index("cafe\u0301/x.png")]] == "caf\u00e9"
+
+
+def test_a_huge_image_in_a_folder_is_skipped_for_prediction_and_refused_for_training(tmp_path):
+    import struct
+    import zlib
+
+    import cv2
+
+    cv2.imwrite(str(tmp_path / "a.png"), np.zeros((28, 28), np.uint8))
+    ihdr = struct.pack(">IIBBBBB", 20000, 20000, 8, 0, 0, 0, 0)
+    chunk = b"IHDR" + ihdr
+    (tmp_path / "b.png").write_bytes(b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + chunk
+                                     + struct.pack(">I", zlib.crc32(chunk)))
+    assert D.load_folder(tmp_path, skip_bad=True).ids == ("a.png",)
+    with pytest.raises(DataError, match=r"b.png: 20000x20000 pixels, more than the 50 megapixels"):
+        D.load_folder(tmp_path)
+
+
+def test_a_kaggle_csv_is_read_in_batches(tmp_path, digits, monkeypatch):
+    x, y = digits
+    monkeypatch.setattr(D, "CSV_BATCH", 7)  # 50 rows: 8 batches, the last one short
+    d = D.load(write_csv(tmp_path / "train.csv", x, y)).train
+    np.testing.assert_array_equal(d.images, x)
+    np.testing.assert_array_equal(d.labels, y)
+    path = tmp_path / "train.csv"
+    lines = path.read_text().splitlines()
+    lines[30] = lines[30] + ",0"
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(DataError, match=r"line 31: 786 columns, expected 785"):
+        D.load(path)

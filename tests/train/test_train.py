@@ -192,3 +192,17 @@ def test_cli_help_and_offline_default(tmp_path):
     assert "notice: full MNIST is not available" in out and "using the bundled sample" in out
     assert "into " in out and "http://127.0.0.1:9/train-images-idx3-ubyte.gz: " in out  # the reason, not cut at ':'
     assert "E0000" not in err + out and "cuInit" not in err + out and "oneDNN" not in err + out
+
+
+def test_the_model_card_shows_class_names_as_text(tmp_path):
+    from edgedigits.train.report import write_model_card
+    from edgedigits.train.trainer import TrainConfig
+
+    cfg = TrainConfig(labels=["<img src=x onerror=alert(1)>", "a|b"] + list("cdefghij"))
+    cfg.data_source = "<script>x</script>"
+    metrics = {"parameters": 1, "epochs_trained": 1, "best_epoch": 1, "val_accuracy": 0.5, "val_digits": 1,
+               "seconds_per_epoch": 1.0}
+    write_model_card(tmp_path / "card.md", cfg, metrics)
+    card = (tmp_path / "card.md").read_text()
+    assert "<img" not in card and "<script" not in card
+    assert "&lt;img src=x onerror=alert(1)&gt;" in card and "a\\|b" in card
