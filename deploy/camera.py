@@ -91,6 +91,10 @@ def recognize(frame: np.ndarray, runner, confidence: float = CONFIDENCE, seg: Se
         timings["inference"].append(t2 - t1)
     best = probs.argmax(1) if len(probs) else np.zeros(0, int)
     conf = [float(probs[i, c]) for i, c in enumerate(best)]
+    # a piece the verifier doubts and the classifier cannot read is not a digit: no "?" for it
+    keep = [i for i, (d, p) in enumerate(zip(digits, conf)) if p >= confidence or d.p_digit >= seg.sure_digit]
+    if len(keep) < len(digits):
+        digits, probs, best, conf = [digits[i] for i in keep], probs[keep], best[keep], [conf[i] for i in keep]
     labels = [int(c) if p >= confidence else "?" for c, p in zip(best, conf)]
     return Recognition(digits, probs, labels, conf)
 

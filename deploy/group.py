@@ -126,10 +126,11 @@ def _valleys(m: np.ndarray, height: int, limit: int = 14) -> list[int]:
 
 
 def read(ink: np.ndarray, mask: np.ndarray, cfg: SegmentConfig, verify, candidates: bool = False):
-    """[(box, image, line)] of the digits, in reading order (boxes at the search size). With
-    `candidates`, every candidate group instead, unscored (line 0)."""
+    """[(box, image, line, p)] of the digits, in reading order (boxes at the search size; p the
+    verifier's probability). With `candidates`, every candidate group instead, unscored."""
     from edgedigits.deploy.preprocess import components, merge_groups
 
+    mask = drop_specks(mask)
     labels, comps = components(mask, cfg)
     ids = [c[0] for c in comps]
     boxes = [c[1] for c in comps]
@@ -189,7 +190,7 @@ def read(ink: np.ndarray, mask: np.ndarray, cfg: SegmentConfig, verify, candidat
                     seg_cands.append((k, a, b, tight, image, run))
         splits[k] = cuts
     if candidates:
-        return [(c[3], c[4], 0) for c in cands] + [(c[3], c[4], 0) for c in seg_cands]
+        return [(c[3], c[4], 0, 0.0) for c in cands] + [(c[3], c[4], 0, 0.0) for c in seg_cands]
     if seg_cands:
         ps = _verify(verify, [c[4] for c in seg_cands])
         seg = {(c[0], c[1], c[2]): (c[3], c[4], float(pc), c[5]) for c, pc in zip(seg_cands, ps)}
@@ -209,12 +210,23 @@ def read(ink: np.ndarray, mask: np.ndarray, cfg: SegmentConfig, verify, candidat
         chosen = [c for c in chosen if c is not None]
 
     # 4. the groups read as digits
-    kept = [(box, image) for box, image, pk, _ in chosen if pk >= cfg.min_digit]
+    kept = [(box, image, pk) for box, image, pk, _ in chosen if pk >= cfg.min_digit]
     if kept:
-        tallest = max(b[3] for b, _ in kept)
-        kept = [(b, im) for b, im in kept if b[3] >= cfg.relative_height * tallest]
-    order = lines([b for b, _ in kept])
-    return [(kept[i][0], kept[i][1], line) for i, line in order]
+        tallest = max(k[0][3] for k in kept)
+        kept = [k for k in kept if k[0][3] >= cfg.relative_height * tallest]
+    order = lines([k[0] for k in kept])
+    return [(kept[i][0], kept[i][1], line, kept[i][2]) for i, line in order]
+
+
+def drop_specks(mask: np.ndarray) -> np.ndarray:
+    """The mask without specks of at most 3x3 pixels (the dots of dotted squared paper, dust, sensor
+    noise): joined to a digit by the pieces' dilation they would make it unreadable."""
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    speck = (stats[:, cv2.CC_STAT_WIDTH] <= 3) & (stats[:, cv2.CC_STAT_HEIGHT] <= 3)
+    speck[0] = False
+    if not speck.any():
+        return mask
+    return np.where(speck[labels], 0, mask).astype(np.uint8)
 
 
 def _verify(verify, images: list[np.ndarray]) -> np.ndarray:
@@ -233,16 +245,12 @@ def lines(boxes: list[tuple[int, int, int, int]]) -> list[tuple[int, int]]:
     c = np.array([[x + w / 2, y + h / 2] for x, y, w, h in boxes], np.float64)
     hs = np.array([b[3] for b in boxes], np.float64)
     height = float(np.median(hs))
-    angles = []
-    for i in range(len(c)):
-        d = c - c[i]
-        ok = (d[:, 0] > 0) & (np.abs(d[:, 1]) <= np.tan(np.radians(60)) * d[:, 0])
-        if ok.any():
-            dist = np.hypot(d[ok, 0], d[ok, 1])
-            j = np.argmin(dist)
-            if dist[j] < 3 * max(hs[i], height):
-                angles.append(math.atan2(d[ok][j, 1], d[ok][j, 0]))
-    theta = float(np.median(angles)) if angles else 0.0
+    dx, dy = c[None, :, 0] - c[:, None, 0], c[None, :, 1] - c[:, None, 1]  # [i, j]: from i to j
+    dist = np.where((dx > 0) & (np.abs(dy) <= np.tan(np.radians(60)) * dx), np.hypot(dx, dy), np.inf)
+    j = np.argmin(dist, axis=1)  # each digit's nearest neighbour ahead of it
+    near = dist[np.arange(len(c)), j] < 3 * np.maximum(hs, height)
+    angles = np.arctan2(dy[np.arange(len(c)), j], dx[np.arange(len(c)), j])[near]
+    theta = float(np.median(angles)) if len(angles) else 0.0
     if abs(theta) < math.radians(8):
         theta = 0.0
     cos, sin = math.cos(theta), math.sin(theta)

@@ -46,6 +46,7 @@ class Digit:
     box: tuple[int, int, int, int]  # x, y, w, h in frame pixels
     image: np.ndarray  # (28, 28) uint8, white on black
     line: int = 0  # text line index, top to bottom
+    p_digit: float = 1.0  # the verifier's probability that this is one digit (1 without a verifier)
 
 
 def _round(v: float) -> int:
@@ -122,7 +123,10 @@ def _long_runs(small: np.ndarray, length: int, horizontal: bool, span: int) -> n
     runs = cv2.morphologyEx(small, cv2.MORPH_OPEN, kernel)
     n, labels, stats, _ = cv2.connectedComponentsWithStats(runs, connectivity=8)
     extent = stats[1:, cv2.CC_STAT_WIDTH if horizontal else cv2.CC_STAT_HEIGHT]
-    lines = np.flatnonzero(extent >= span) + 1
+    # a printed line is thin (about a pixel here, two or three when it slopes); the strokes of large
+    # digits written side by side in a close-up are as long, but thick
+    thin = stats[1:, cv2.CC_STAT_AREA] <= 3 * extent
+    lines = np.flatnonzero((extent >= span) & thin) + 1
     if len(lines) < 2:
         return np.zeros_like(small)  # one long stroke alone: the stem of a digit, or a lone line
     keep = np.zeros(n, bool)
@@ -396,7 +400,7 @@ def segment(frame: np.ndarray, cfg: SegmentConfig = SegmentConfig(), single: boo
         from edgedigits.deploy import group
 
         found = group.read(ink, mask, cfg, verify, candidates)
-        return [Digit((x * f, y * f, w * f, h * f), image, line) for (x, y, w, h), image, line in found]
+        return [Digit((x * f, y * f, w * f, h * f), image, line, p) for (x, y, w, h), image, line, p in found]
     digits = []
     for (x, y, w, h), line in reading_order(boxes):
         image = to_mnist(ink[y:y + h, x:x + w], mask[y:y + h, x:x + w], cfg)

@@ -77,4 +77,5 @@ class SegmentConfig:
     relative_height: float = 0.4  # drop boxes shorter than this fraction of the tallest digit
     stroke_target: float = 2.6  # MNIST's stroke width in the 20x20 box, pixels
     single_side: int = 64  # images at most this size are one digit
-    min_digit: float = 0.5  # the verifier's probability that a piece is a digit, below which it is not read
+    min_digit: float = 0.1  # the verifier's probability that a piece is a digit, below which it is not read
+    sure_digit: float = 0.5  # ... below which it is read only when the classifier is confident (never a "?")

@@ -2,7 +2,8 @@
 
 DIR holds images and a `labels.csv` with at least the columns `filename,label`; a label is the digits
 the photo shows, text lines separated by a space ("134678 912532"); an empty label says the photo holds
-no digit, so nothing should be read there (a page of words, a wall, a face). Each photo goes through what
+no digit, so nothing should be read there (a page of words, a wall, a face), and so does a labels.csv
+with no label column at all. Each photo goes through what
 `edgedigits deploy --source PHOTO` runs: decoding, finding and normalizing the digits, one batched
 inference. Per photo: the expected and the read text, the time; over the folder: photos read exactly,
 digit accuracy and digits found (from an alignment of the read digits to the expected ones), a
@@ -36,8 +37,9 @@ def read_labels(folder: Path) -> list[tuple[str, str]]:
     rows = []
     reader = csv.DictReader(io.StringIO(text, newline=""))
     try:
-        if not reader.fieldnames or not {"filename", "label"} <= set(reader.fieldnames):
+        if not reader.fieldnames or "filename" not in reader.fieldnames:
             raise EdgeDigitsError(f"{path}: the header must name the columns filename and label, got {reader.fieldnames}")
+        # without a label column, every photo holds no digit (a folder of scenes where nothing should be read)
         for row in reader:
             line = reader.line_num
             name, label = (row.get("filename") or "").strip(), (row.get("label") or "").strip()

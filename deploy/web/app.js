@@ -45,17 +45,35 @@ async function loadModel() {
 }
 
 // ---------------------------------------------------------------------------------- one frame
+function packDigits(found) {
+  const digits = new Uint8Array(found.length * 784);
+  found.forEach((d, i) => digits.set(d.image, i * 784));
+  return digits;
+}
+
+function readable(d, p, model) {  // confidently read, or a piece the verifier is sure of
+  let best = 0;
+  for (let k = 1; k < p.length; k++) if (p[k] > p[best]) best = k;
+  return p[best] >= model.meta.confidence || d.p === undefined || d.p >= model.meta.segmentConfig.sureDigit;
+}
+
 async function recognize(model, rgba, w, h, single = false) {
   const t0 = performance.now();
   const found = model.verify ? await segmentVerified(rgba, w, h, model.meta.segmentConfig, model.verify, single)
     : segment(rgba, w, h, model.meta.segmentConfig, single);
   const t1 = performance.now();
-  const digits = new Uint8Array(found.length * 784);
-  found.forEach((d, i) => digits.set(d.image, i * 784));
-  const probs = found.length ? await model.run(digits, found.length) : new Float32Array(0);
+  let probs = new Float32Array(0), kept = found;
+  if (found.length) {
+    const all = await model.run(packDigits(found), found.length);
+    // a piece the verifier doubts and the classifier cannot read is not a digit: no "?" for it (camera.py)
+    const keep = found.map((_, i) => i).filter((i) => readable(found[i], all.subarray(i * model.n, (i + 1) * model.n), model));
+    kept = keep.map((i) => found[i]);
+    probs = new Float32Array(keep.length * model.n);
+    keep.forEach((i, k) => probs.set(all.subarray(i * model.n, (i + 1) * model.n), k * model.n));
+  }
   const t2 = performance.now();
   let text = '', line = 0;
-  const results = found.map((d, i) => {
+  const results = kept.map((d, i) => {
     const p = probs.subarray(i * model.n, (i + 1) * model.n);
     let best = 0;
     for (let k = 1; k < model.n; k++) if (p[k] > p[best]) best = k;

@@ -3,7 +3,7 @@
 // runs in ONNX Runtime Web (app.js passes it in); everything else matches the Python code, in whole
 // numbers where Python's are, so both choose the same groups (tests/deploy/test_web.py).
 import {
-  CONFIG, boundingRect, count, crop, img, mergeGroups, pieceComponents, scan, segment, strokeWidth, toMnist, unionBox,
+  CONFIG, boundingRect, components, count, crop, img, mergeGroups, pieceComponents, scan, segment, strokeWidth, toMnist, unionBox,
 } from './preprocess.js';
 
 const SET_ASIDE = 0.5, MAX_RUN = 3;
@@ -80,7 +80,17 @@ async function scoreAll(verify, items) {
 }
 
 // deploy/group.py read: [{box, image, line}] at the search size, in reading order
+// deploy/group.py drop_specks: specks of at most 3x3 pixels (the dots of dotted squared paper) removed
+function dropSpecks(mask) {
+  const { labels, boxes } = components(mask), speck = boxes.map((b, i) => i > 0 && b[2] <= 3 && b[3] <= 3);
+  if (!speck.some(Boolean)) return mask;
+  const out = img(mask.w, mask.h);
+  for (let i = 0; i < mask.data.length; i++) out.data[i] = speck[labels[i]] ? 0 : mask.data[i];
+  return out;
+}
+
 export async function read(ink, mask, cfg, verify) {
+  mask = dropSpecks(mask);
   const { labels, comps } = pieceComponents(mask, cfg);
   const ids = comps.map((c) => c.id), boxes = comps.map((c) => c.box);
   const cands = [], members = [];
@@ -152,7 +162,7 @@ export async function read(ink, mask, cfg, verify) {
     const tallest = Math.max(...kept.map((c) => c.box[3]));
     kept = kept.filter((c) => c.box[3] >= cfg.relativeHeight * tallest);
   }
-  return lines(kept.map((c) => c.box)).map(([i, line]) => ({ box: kept[i].box, image: kept[i].image, line }));
+  return lines(kept.map((c) => c.box)).map(([i, line]) => ({ box: kept[i].box, image: kept[i].image, line, p: kept[i].p }));
 }
 
 const median = (v) => { const s = [...v].sort((a, b) => a - b), m = s.length >> 1; return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2; };
@@ -195,9 +205,8 @@ export function lines(boxes) {
 
 // deploy/preprocess.py segment with a verifier: the digits of a frame in reading order, in frame pixels
 export async function segmentVerified(rgba, w, h, cfg = CONFIG, verify, single = false) {
-  const found = scan(rgba, w, h, cfg, single);
-  if (found.single) return segment(rgba, w, h, cfg, single);
-  const f = found.f;
-  return (await read(found.ink, found.mask, cfg, verify)).map(({ box: [x, y, bw, bh], image: im, line }) =>
-    ({ box: [x * f, y * f, bw * f, bh * f], line, image: im }));
+  const { ink, mask, f, single: one } = scan(rgba, w, h, cfg, single);
+  if (one) return segment(rgba, w, h, cfg, single);
+  return (await read(ink, mask, cfg, verify)).map(({ box: [x, y, bw, bh], image: im, line, p }) =>
+    ({ box: [x * f, y * f, bw * f, bh * f], line, image: im, p }));
 }

@@ -11,7 +11,7 @@ const MAX_PIECES = 400;  // deploy/preprocess.py MAX_PIECES
 export const CONFIG = {
   maxSide: 320, smallDigit: 20, minHeight: 8, minInkFrac: 0.35, minContrast: 20, lowFrac: 0.5,
   paperFrac: 1 / 12, lineSpan: 0.8, maxAspect: 2.2, maxStroke: 0.4, relativeHeight: 0.4,
-  strokeTarget: 2.6, singleSide: 64, minDigit: 0.5,
+  strokeTarget: 2.6, singleSide: 64, minDigit: 0.1, sureDigit: 0.5,
 };
 
 export const img = (w, h, data) => ({ w, h, data: data || new Uint8Array(w * h) });
@@ -263,7 +263,7 @@ export function inkThreshold(ink, cfg = CONFIG) {
 }
 
 // 8-connected components (cv2.connectedComponentsWithStats): labels from 1 in scan order, and boxes
-function components(bin) {
+export function components(bin) {
   const { w, h, data } = bin, labels = new Int32Array(w * h), boxes = [null], stack = [];
   for (let start = 0; start < w * h; start++) {
     if (!data[start] || labels[start]) continue;
@@ -305,8 +305,13 @@ function longRuns(small, length, horizontal, span) {
   const kw = horizontal ? length : 1, kh = horizontal ? 1 : length;
   const runs = dilateRect(erodeRect(small, kw, kh), kw, kh);  // opening
   const { labels, boxes } = components(runs), keep = new Uint8Array(boxes.length), out = img(small.w, small.h);
+  const area = new Int32Array(boxes.length);
+  for (let i = 0; i < labels.length; i++) area[labels[i]]++;
   let lines = 0;
-  for (let i = 1; i < boxes.length; i++) if (boxes[i][horizontal ? 2 : 3] >= span) { keep[i] = 1; lines++; }
+  for (let i = 1; i < boxes.length; i++) {
+    const extent = boxes[i][horizontal ? 2 : 3];  // long and thin (a digit's stroke in a close-up is thick)
+    if (extent >= span && area[i] <= 3 * extent) { keep[i] = 1; lines++; }
+  }
   if (lines < 2) return out;  // one long stroke alone: the stem of a digit, or a lone line
   for (let i = 0; i < out.data.length; i++) out.data[i] = keep[labels[i]] ? 255 : 0;
   return out;
