@@ -163,6 +163,28 @@ def check_out(out: Path) -> Path:
     return out
 
 
+def check_config(model_path: Path, cfg: ConvertConfig) -> None:
+    """The options, checked before any work (the CLI and api.convert both call it): one line naming the
+    option and what would be valid."""
+    from edgedigits import checks
+
+    if cfg.calibration_size < 10:
+        raise EdgeDigitsError(f"--calibration-size {cfg.calibration_size}: use at least 10 digits")
+    checks.at_least("--check-limit", cfg.check_limit, 0)
+    checks.finite("--tolerance", cfg.tolerance_pp, 0)
+    checks.in_range("--opset", cfg.opset, X.ONNX_OPSETS.start, X.ONNX_OPSETS.stop - 1,
+                    " (tf2onnx writes up to 18; per-channel int8 needs 13)")
+    if cfg.int8_io not in ("int8", "uint8"):
+        raise EdgeDigitsError(f"--int8-io {cfg.int8_io}: choose int8 or uint8")
+    if cfg.check_split not in ("val", "test"):
+        raise EdgeDigitsError(f"--check-split {cfg.check_split}: choose val or test")
+    resolve(cfg.formats)  # unknown names
+    model_path = Path(model_path)
+    if not model_path.is_file():
+        raise EdgeDigitsError(f"{model_path}: {'not a file' if model_path.exists() else 'no such model file'}; "
+                              f"give a .keras model (e.g. a run folder's model.keras)")
+
+
 def convert(model_path: Path, out: Path, cfg: ConvertConfig, say=print) -> tuple[Path, bool]:
     """Convert, check and write the manifest. Returns (manifest path, every artifact passed).
 
@@ -171,9 +193,14 @@ def convert(model_path: Path, out: Path, cfg: ConvertConfig, say=print) -> tuple
     conversion whole (or no folder), never some of its files replaced."""
     from edgedigits.train.io import load_keras_model
 
+    check_config(model_path, cfg)
     out = check_out(out)
     formats = resolve(cfg.formats)
     model = load_keras_model(model_path)
+    try:  # --out out/tiny where out/ is missing: made here, as train and deploy make theirs
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise EdgeDigitsError(f"--out {out}: cannot create the folder {out.parent}: {e.strerror or e}") from None
     with atomic_folder(out) as stage:
         ok = _convert_into(stage, model, Path(model_path), formats, cfg, say)
     manifest = out / NAME

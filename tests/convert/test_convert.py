@@ -298,3 +298,23 @@ def test_an_op_that_cannot_convert_fails_its_rows_only(tmp_path, sample):
     assert rows["tflite_fp32"]["reason"]
     assert rows["onnx_fp32"]["status"] == "passed" and (out / rows["onnx_fp32"]["file"]).is_file()
     assert "export failed" in stdout
+
+
+def test_out_whose_parent_is_missing_is_created(small_run, tmp_path, monkeypatch):
+    """`--out out/tiny` with no out/ yet: the CLI and api.convert make it (they used to fail after the
+    work with a raw FileNotFoundError); the API's bad options are EdgeDigitsErrors naming the option."""
+    from edgedigits import api
+
+    code, stdout, err = run_cli("convert", str(small_run / "model.keras"), "--out", "out/a/tiny", "--formats",
+                                "tflite_fp32", "--data", "sample", "--check-limit", "100", "--quiet", cwd=tmp_path)
+    assert code == 0, (stdout, err)
+    assert load_manifest(tmp_path / "out/a/tiny").artifact("tflite_fp32")["status"] == "passed"
+    monkeypatch.chdir(tmp_path)
+    manifest = api.convert(small_run / "model.keras", "out2/tiny", data="sample", formats=["tflite_fp32"],
+                           check_limit=100, quiet=True, say=lambda *_: None)
+    assert manifest == tmp_path / "out2/tiny/manifest.json" or manifest.resolve() == tmp_path / "out2/tiny/manifest.json"
+    for options, match in [({"calibration_size": 5}, "--calibration-size 5"), ({"tolerance_pp": -1}, "--tolerance"),
+                           ({"formats": ["tflite_int4"]}, "unknown format"), ({"tolerance": 1}, "unknown option")]:
+        with pytest.raises(EdgeDigitsError, match=match):
+            api.convert(small_run / "model.keras", "out3/tiny", data="sample", say=lambda *_: None, **options)
+    assert not (tmp_path / "out3").exists()  # refused before any work
