@@ -63,7 +63,21 @@ def run_classes(model_path: Path) -> tuple[list[str], dict]:
         run = {}
     labels = run.get("labels") if isinstance(run, dict) else None
     data = {k: run[k] for k in ("data_name", "data_licence") if run.get(k)} if isinstance(run, dict) else {}
-    return (list(labels) if labels else list(LABELS)), data
+    return (list(labels) if labels else list(LABELS)), data or card_licence(Path(model_path).with_name("model_card.md"))
+
+
+def card_licence(card: Path) -> dict:
+    """{"data_name", "data_licence"} from a model card's "Licence of the data: NAME, LICENCE." line (the
+    shipped models keep their card, not their run's config.json); {} without one."""
+    import re
+
+    try:
+        m = re.search(r"^Licence of the data: (.+), ([^,]+?)\.?$", card.read_text(), re.M)
+    except (OSError, UnicodeDecodeError):
+        return {}
+    if not m or "not known" in m[1]:
+        return {}
+    return {"data_name": m[1].strip(), "data_licence": m[2].strip()}
 
 
 def check_digits(cfg: ConvertConfig, model_path: Path | None = None, say=print):
