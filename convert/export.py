@@ -173,6 +173,7 @@ def export_onnx_fp32(ctx: ExportContext, out: Path) -> Path:
     except Exception as e:
         raise EdgeDigitsError(f"tf2onnx could not convert the model (opset {ctx.opset}): {first_line(e)}") from None
     _rename_output(proto, OUTPUT_NAME)
+    _flatten_pooled(proto)
     _name_batch(proto)
     _set_metadata(proto, ctx.metadata)
     onnx.checker.check_model(proto, full_check=True)
@@ -217,6 +218,26 @@ def _rename_output(proto, name: str) -> None:
     for node in proto.graph.node:
         node.output[:] = [name if o == old else o for o in node.output]
     proto.graph.output[0].name = name
+
+
+def _flatten_pooled(proto) -> None:
+    """GlobalAveragePool's (N, C, 1, 1) -> (N, C) as Flatten(axis=1) instead of tf2onnx's Squeeze(axes=[2, 3]):
+    the same values, but OpenCV DNN's classic importer squeezes (N, C, 1, 1) to (N, 1, C) for N > 1, so
+    OpenCV 5's classic engine answered wrong from batch 2 on (fp32: 12% at batch 64, 100% at batch 1)."""
+    from onnx import helper
+
+    made_by = {o: n for n in proto.graph.node for o in n.output}
+    for i, node in enumerate(list(proto.graph.node)):
+        source = made_by.get(node.input[0]) if node.input else None
+        if node.op_type != "Squeeze" or source is None or source.op_type != "GlobalAveragePool":
+            continue
+        proto.graph.node.remove(node)
+        proto.graph.node.insert(i, helper.make_node("Flatten", [node.input[0]], list(node.output), name=node.name,
+                                                    axis=1))
+    used = {i for n in proto.graph.node for i in n.input}
+    keep = [t for t in proto.graph.initializer if t.name in used]  # Squeeze's axes, now unused
+    del proto.graph.initializer[:]
+    proto.graph.initializer.extend(keep)
 
 
 def _name_batch(proto) -> None:

@@ -318,3 +318,32 @@ def test_out_whose_parent_is_missing_is_created(small_run, tmp_path, monkeypatch
         with pytest.raises(EdgeDigitsError, match=match):
             api.convert(small_run / "model.keras", "out3/tiny", data="sample", say=lambda *_: None, **options)
     assert not (tmp_path / "out3").exists()  # refused before any work
+
+
+def test_opencv_dnn_reads_the_onnx_files_at_batch_1_and_64(small_converted, test_digits):
+    """cv2.dnn.readNetFromONNX, as OpenCV users load a model, against ONNX Runtime, with OpenCV's classic
+    engine (OpenCV 4's only one; OpenCV 5's new engine refuses the QDQ Gemm: "bufidx >= 0"). Before the
+    export wrote Flatten for tf2onnx's Squeeze, the classic engine read the float file wrong from batch 2.
+    OpenCV 4.x reads the int8 file right at batch 1 only (README), so there only the float file is checked."""
+    cv2 = pytest.importorskip("cv2")
+    from edgedigits.deploy.runners import load_runner
+
+    x = (test_digits[0][:128].astype(np.float32) / 255)[..., None]
+    classic = {"engine": cv2.dnn.ENGINE_CLASSIC} if hasattr(cv2.dnn, "ENGINE_CLASSIC") else {}
+    engines = {"onnx_fp32": classic, "onnx_int8": classic if int(cv2.__version__.split(".")[0]) >= 5 else None}
+    m = load_manifest(small_converted)
+    for fmt, options in engines.items():
+        if options is None:
+            continue
+        path = small_converted / m.artifact(fmt)["file"]
+        ref = load_runner(path)(test_digits[0][:128]).argmax(1)
+        for batch in (1, 64):
+            # a net per batch size: OpenCV 5.0's classic engine crashes (SIGSEGV) on tiny when one net is
+            # given batch 1, then 64
+            net = cv2.dnn.readNetFromONNX(str(path), **options)
+            preds = []
+            for i in range(0, len(x), batch):
+                net.setInput(x[i:i + batch])
+                preds.append(np.asarray(net.forward()).reshape(batch, -1).argmax(1))
+            agree = np.mean(np.concatenate(preds) == ref)
+            assert agree >= 0.99, (fmt, batch, agree)
