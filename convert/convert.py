@@ -207,7 +207,6 @@ def convert(model_path: Path, out: Path, cfg: ConvertConfig, say=print) -> tuple
     conversion whole (or no folder), never some of its files replaced."""
     from edgedigits.train.io import load_keras_model
 
-    check_config(model_path, cfg)
     out = check_out(out)
     formats = resolve(cfg.formats)
     model = load_keras_model(model_path)

@@ -87,8 +87,9 @@ def name_tflite_tensors(data: bytes) -> bytes:
     return bytes(fb.convert_object_to_bytearray(model))
 
 
-def _write(out: Path, data: bytes, ctx: ExportContext) -> Path:
-    """Write a .tflite with its standard metadata (labels, normalization, descriptions: tflite_metadata.py)."""
+def _write(out: Path, data: bytes, ctx: ExportContext, **image) -> Path:
+    """Write a .tflite with its standard metadata (labels, normalization, descriptions: tflite_metadata.py);
+    `image`: metadata_buffer's input options (the app models' RGB input)."""
     from edgedigits import __version__
     from edgedigits.convert import tflite_metadata as TM
 
@@ -97,10 +98,11 @@ def _write(out: Path, data: bytes, ctx: ExportContext) -> Path:
     data_name = ctx.metadata.get("data_name", "")
     meta = TM.metadata_buffer(
         f"edgedigits {name}", labels,
-        f"Classifies a 28x28 grayscale image into {len(labels)} classes ({', '.join(labels[:3])}, ...)."
+        f"Classifies a 28x28 {'RGB' if image else 'grayscale'} image into {len(labels)} classes "
+        f"({', '.join(labels[:3])}, ...)."
         + (f" Trained on {data_name}." if data_name else ""),
         f"training data: {data_name}, {ctx.metadata['data_licence']}" if ctx.metadata.get("data_licence") else "",
-        __version__)
+        __version__, **image)
     return atomic_write(out, lambda tmp: tmp.write_bytes(TM.add_metadata(data, meta, labels)))
 
 
@@ -265,3 +267,7 @@ def new_workdir(folder: Path | None = None) -> tempfile.TemporaryDirectory:
     """Scratch space, inside `folder` when given (the conversion's own new folder: a killed run leaves
     nothing in /tmp, and what it leaves beside the output goes on the next run)."""
     return tempfile.TemporaryDirectory(prefix=".work-" if folder else "edgedigits-convert-", dir=folder)
+
+
+# the app models' rows (RGB in, for MediaPipe and the Task Library): their own module, one idea
+from edgedigits.convert.mobile import export_tflite_app_fp32, export_tflite_app_uint8  # noqa: E402,F401

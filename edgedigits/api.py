@@ -55,12 +55,13 @@ def convert(model: str | os.PathLike, out: str | os.PathLike, *, formats: list[s
     `options` are ConvertConfig's fields (tolerance_pp, calibration_size, int8_io, quiet, ...).
     Raises ConvertFailed (with .manifest) when an artifact fails its export or check."""
     from edgedigits.convert.cli import require_convert_libraries
-    from edgedigits.convert.convert import ConvertConfig
+    from edgedigits.convert.convert import ConvertConfig, check_config
     from edgedigits.convert.convert import convert as run_convert
 
     require_convert_libraries()
-    manifest, ok = run_convert(Path(model), Path(out), _config(ConvertConfig, formats=formats, data=data, **options),
-                               say=say)
+    cfg = _config(ConvertConfig, formats=formats, data=data, **options)
+    check_config(Path(model), cfg)  # as the CLI checks its options: before any work
+    manifest, ok = run_convert(Path(model), Path(out), cfg, say=say)
     if not ok:
         raise ConvertFailed(f"{manifest}: an artifact failed its export or its check (see its 'status')", manifest)
     return manifest

@@ -55,8 +55,13 @@ def test_every_tflite_file_carries_standard_metadata(small_converted, displayer)
         assert packed["files"] == ["labels.txt"] and packed["labels"] == m.data["labels"]
         graph = md["subgraph_metadata"][0]
         inp, out = graph["input_tensor_metadata"][0], graph["output_tensor_metadata"][0]
-        assert inp["name"] == "digits" and inp["content"]["content_properties"]["color_space"] == "GRAYSCALE"
-        assert inp["process_units"][0]["options"] == {"mean": [0.0], "std": [255.0]}  # x = pixel / 255
+        if ".app." in path:  # RGB pixels 0..255: float32 normalized by (p - 0) / 1, uint8 taken as it is
+            assert inp["name"] == "digits" and inp["content"]["content_properties"]["color_space"] == "RGB"
+            assert inp.get("process_units", [{}])[0].get("options") == (
+                {"mean": [0.0], "std": [1.0]} if ".fp32." in path else None)
+        else:
+            assert inp["name"] == "digits" and inp["content"]["content_properties"]["color_space"] == "GRAYSCALE"
+            assert inp["process_units"][0]["options"] == {"mean": [0.0], "std": [255.0]}  # x = pixel / 255
         assert out["name"] == "probabilities" and out["associated_files"][0]["type"] == "TENSOR_AXIS_LABELS"
         assert "MNIST" in md["description"] and "CC BY-SA 3.0" in md["license"]  # trained on the bundled sample
         # the file still runs, and its tensors carry the same names
