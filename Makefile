@@ -23,12 +23,14 @@ $(WEB)/node_modules/.package-lock.json: $(WEB)/package-lock.json
 
 setup: $(BIN)/edgedigits
 
-# For the tests: handwriting fonts (generated camera scenes), Chromium (the web app in a real browser)
-# and Xvfb (the camera window on a virtual display), from Debian/Ubuntu packages (needs root or sudo).
+# For the tests: handwriting fonts (generated camera scenes), Chromium (the web app in a real browser),
+# Xvfb (the camera window on a virtual display) and libusb (tflite-support, which reads the TFLite
+# metadata back, loads libusb-1.0.so.0), from Debian/Ubuntu packages (needs root or sudo).
 system-deps: $(WEB)/node_modules/.package-lock.json
 	@missing=""; ls /usr/share/fonts/opentype/bwht/*.otf >/dev/null 2>&1 || missing="$(FONTS)"; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	command -v xvfb-run >/dev/null || missing="$$missing xvfb"; \
+	ldconfig -p 2>/dev/null | grep -q 'libusb-1.0.so.0 ' || missing="$$missing libusb-1.0-0"; \
 	if [ -n "$$missing" ]; then \
 	  if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
 	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing) >/dev/null; \

@@ -66,25 +66,14 @@ def require_convert_libraries() -> None:
 
 
 def run_convert(args) -> int:
-    from edgedigits import checks
-    from edgedigits.convert.convert import ConvertConfig, check_out, convert
-    from edgedigits.convert.export import ONNX_OPSETS
-    from edgedigits.errors import EdgeDigitsError
+    from edgedigits.convert.convert import ConvertConfig, check_config, check_out, convert
 
     require_convert_libraries()
-    if args.calibration_size < 10:
-        raise EdgeDigitsError(f"--calibration-size {args.calibration_size}: use at least 10 digits")
-    checks.at_least("--check-limit", args.check_limit, 0)
-    checks.finite("--tolerance", args.tolerance, 0)
-    checks.in_range("--opset", args.opset, ONNX_OPSETS.start, ONNX_OPSETS.stop - 1,
-                    " (tf2onnx writes up to 18; per-channel int8 needs 13)")
-    if not args.model.is_file():
-        raise EdgeDigitsError(f"{args.model}: {'not a file' if args.model.exists() else 'no such model file'}; "
-                              f"give a .keras model (e.g. a run folder's model.keras)")
-    check_out(args.out)
     cfg = ConvertConfig(formats=args.formats, data=args.data, calibration_size=args.calibration_size,
                         check_split=args.check_split, check_limit=args.check_limit, tolerance_pp=args.tolerance,
                         opset=args.opset, int8_io=args.int8_io, explain=args.explain, quiet=args.quiet)
+    check_config(args.model, cfg)
+    check_out(args.out)
     say = print
     if args.quiet:  # for scripts: what needs attention, and where the result is
         say = lambda msg: print(msg) if str(msg).startswith(("notice", "manifest:")) else None  # noqa: E731

@@ -64,7 +64,21 @@ def run_classes(model_path: Path) -> tuple[list[str], dict]:
         run = {}
     labels = run.get("labels") if isinstance(run, dict) else None
     data = {k: run[k] for k in ("data_name", "data_licence") if run.get(k)} if isinstance(run, dict) else {}
-    return (list(labels) if labels else list(LABELS)), data
+    return (list(labels) if labels else list(LABELS)), data or card_licence(Path(model_path).with_name("model_card.md"))
+
+
+def card_licence(card: Path) -> dict:
+    """{"data_name", "data_licence"} from a model card's "Licence of the data: NAME, LICENCE." line (the
+    shipped models keep their card, not their run's config.json); {} without one."""
+    import re
+
+    try:
+        m = re.search(r"^Licence of the data: (.+), ([^,]+?)\.?$", card.read_text(), re.M)
+    except (OSError, UnicodeDecodeError):
+        return {}
+    if not m or "not known" in m[1]:
+        return {}
+    return {"data_name": m[1].strip(), "data_licence": m[2].strip()}
 
 
 def check_digits(cfg: ConvertConfig, model_path: Path | None = None, say=print):
@@ -210,6 +224,28 @@ def _link_or_copy(src, dst) -> None:
         shutil.copy2(src, dst)
 
 
+def check_config(model_path: Path, cfg: ConvertConfig) -> None:
+    """The options, checked before any work (the CLI and api.convert both call it): one line naming the
+    option and what would be valid."""
+    from edgedigits import checks
+
+    if cfg.calibration_size < 10:
+        raise EdgeDigitsError(f"--calibration-size {cfg.calibration_size}: use at least 10 digits")
+    checks.at_least("--check-limit", cfg.check_limit, 0)
+    checks.finite("--tolerance", cfg.tolerance_pp, 0)
+    checks.in_range("--opset", cfg.opset, X.ONNX_OPSETS.start, X.ONNX_OPSETS.stop - 1,
+                    " (tf2onnx writes up to 18; per-channel int8 needs 13)")
+    if cfg.int8_io not in ("int8", "uint8"):
+        raise EdgeDigitsError(f"--int8-io {cfg.int8_io}: choose int8 or uint8")
+    if cfg.check_split not in ("val", "test"):
+        raise EdgeDigitsError(f"--check-split {cfg.check_split}: choose val or test")
+    resolve(cfg.formats)  # unknown names
+    model_path = Path(model_path)
+    if not model_path.is_file():
+        raise EdgeDigitsError(f"{model_path}: {'not a file' if model_path.exists() else 'no such model file'}; "
+                              f"give a .keras model (e.g. a run folder's model.keras)")
+
+
 def convert(model_path: Path, out: Path, cfg: ConvertConfig, say=print) -> tuple[Path, bool]:
     """Convert, check and write the manifest. Returns (manifest path, every artifact passed).
 
@@ -222,6 +258,10 @@ def convert(model_path: Path, out: Path, cfg: ConvertConfig, say=print) -> tuple
 
     out = check_out(out)
     formats = resolve(cfg.formats)
+    try:  # --out out/tiny where out/ is missing: made here, as train and deploy make theirs
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise EdgeDigitsError(f"--out {out}: cannot create the folder {out.parent}: {e.strerror or e}") from None
     with folder_lock(out):
         earlier = earlier_files(out)
         model = load_keras_model(model_path)

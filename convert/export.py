@@ -87,8 +87,9 @@ def name_tflite_tensors(data: bytes) -> bytes:
     return bytes(fb.convert_object_to_bytearray(model))
 
 
-def _write(out: Path, data: bytes, ctx: ExportContext) -> Path:
-    """Write a .tflite with its standard metadata (labels, normalization, descriptions: tflite_metadata.py)."""
+def _write(out: Path, data: bytes, ctx: ExportContext, **image) -> Path:
+    """Write a .tflite with its standard metadata (labels, normalization, descriptions: tflite_metadata.py);
+    `image`: metadata_buffer's input options (the app models' RGB input)."""
     from edgedigits import __version__
     from edgedigits.convert import tflite_metadata as TM
 
@@ -97,10 +98,11 @@ def _write(out: Path, data: bytes, ctx: ExportContext) -> Path:
     data_name = ctx.metadata.get("data_name", "")
     meta = TM.metadata_buffer(
         f"edgedigits {name}", labels,
-        f"Classifies a 28x28 grayscale image into {len(labels)} classes ({', '.join(labels[:3])}, ...)."
+        f"Classifies a 28x28 {'RGB' if image else 'grayscale'} image into {len(labels)} classes "
+        f"({', '.join(labels[:3])}, ...)."
         + (f" Trained on {data_name}." if data_name else ""),
         f"training data: {data_name}, {ctx.metadata['data_licence']}" if ctx.metadata.get("data_licence") else "",
-        __version__)
+        __version__, **image)
     return atomic_write(out, lambda tmp: tmp.write_bytes(TM.add_metadata(data, meta, labels)))
 
 
@@ -173,6 +175,7 @@ def export_onnx_fp32(ctx: ExportContext, out: Path) -> Path:
     except Exception as e:
         raise EdgeDigitsError(f"tf2onnx could not convert the model (opset {ctx.opset}): {first_line(e)}") from None
     _rename_output(proto, OUTPUT_NAME)
+    _flatten_pooled(proto)
     _name_batch(proto)
     _set_metadata(proto, ctx.metadata)
     onnx.checker.check_model(proto, full_check=True)
@@ -181,7 +184,13 @@ def export_onnx_fp32(ctx: ExportContext, out: Path) -> Path:
 
 def export_onnx_int8(ctx: ExportContext, out: Path) -> Path:
     """ONNX Runtime static quantization: QDQ, signed int8 weights (per channel) and activations,
-    calibrated on the same representative digits as TFLite."""
+    calibrated on the same representative digits as TFLite.
+
+    Weights use 7 bits (reduce_range, q in -64..64): on x86 CPUs without VNNI (AVX2 only, e.g. Haswell
+    to Skylake client) ONNX Runtime runs int8 convolutions with vpmaddubsw, which adds two u8 x s8
+    products into an int16 that saturates (2 x 255 x 127 > 32767). With 8-bit weights the same file gave
+    other answers there than on a VNNI CPU (tiny, 300 test digits: 92.3% top-1 agreement with float32
+    under `qemu-x86_64 -cpu Haswell`, 99.3% on this Xeon); with 7 bits 98.7% on both, bit for bit."""
     import onnx
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -198,7 +207,7 @@ def export_onnx_int8(ctx: ExportContext, out: Path) -> Path:
     quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
     quantized = ctx.workdir / "onnx_int8.onnx"
     quantize_static(str(pre), str(quantized), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                    activation_type=QuantType.QInt8, weight_type=QuantType.QInt8)
+                    reduce_range=True, activation_type=QuantType.QInt8, weight_type=QuantType.QInt8)
     proto = onnx.load(str(quantized))
     _name_batch(proto)
     _set_metadata(proto, ctx.metadata)
@@ -211,6 +220,26 @@ def _rename_output(proto, name: str) -> None:
     for node in proto.graph.node:
         node.output[:] = [name if o == old else o for o in node.output]
     proto.graph.output[0].name = name
+
+
+def _flatten_pooled(proto) -> None:
+    """GlobalAveragePool's (N, C, 1, 1) -> (N, C) as Flatten(axis=1) instead of tf2onnx's Squeeze(axes=[2, 3]):
+    the same values, but OpenCV DNN's classic importer squeezes (N, C, 1, 1) to (N, 1, C) for N > 1, so
+    OpenCV 5's classic engine answered wrong from batch 2 on (fp32: 12% at batch 64, 100% at batch 1)."""
+    from onnx import helper
+
+    made_by = {o: n for n in proto.graph.node for o in n.output}
+    for i, node in enumerate(list(proto.graph.node)):
+        source = made_by.get(node.input[0]) if node.input else None
+        if node.op_type != "Squeeze" or source is None or source.op_type != "GlobalAveragePool":
+            continue
+        proto.graph.node.remove(node)
+        proto.graph.node.insert(i, helper.make_node("Flatten", [node.input[0]], list(node.output), name=node.name,
+                                                    axis=1))
+    used = {i for n in proto.graph.node for i in n.input}
+    keep = [t for t in proto.graph.initializer if t.name in used]  # Squeeze's axes, now unused
+    del proto.graph.initializer[:]
+    proto.graph.initializer.extend(keep)
 
 
 def _name_batch(proto) -> None:
@@ -238,3 +267,7 @@ def new_workdir(folder: Path | None = None) -> tempfile.TemporaryDirectory:
     """Scratch space, inside `folder` when given (the conversion's own new folder: a killed run leaves
     nothing in /tmp, and what it leaves beside the output goes on the next run)."""
     return tempfile.TemporaryDirectory(prefix=".work-" if folder else "edgedigits-convert-", dir=folder)
+
+
+# the app models' rows (RGB in, for MediaPipe and the Task Library): their own module, one idea
+from edgedigits.convert.mobile import export_tflite_app_fp32, export_tflite_app_uint8  # noqa: E402,F401

@@ -21,7 +21,7 @@ METADATA_NAME = "TFLITE_METADATA"
 MIN_PARSER_VERSION = "1.0.0"  # every field used here exists since metadata schema 1.0.0
 LABELS_FILE = "labels.txt"
 # enums and union tags of metadata_schema.fbs
-GRAYSCALE = 2
+RGB, GRAYSCALE = 1, 2
 FEATURE_PROPERTIES, IMAGE_PROPERTIES = 1, 2
 NORMALIZATION_OPTIONS = 1
 TENSOR_AXIS_LABELS = 2
@@ -57,21 +57,29 @@ def _stats(b, lo: float, hi: float) -> int:
     return _table(b, [("off", 0, mx), ("off", 1, mn)])
 
 
-def metadata_buffer(model_name: str, labels: list[str], description: str, licence: str, version: str) -> bytes:
-    """The ModelMetadata flatbuffer for a 28x28 grayscale classifier with len(labels) outputs."""
+GREY_INPUT = "28x28 grayscale image, white on black (MNIST convention); x = pixel / 255"
+
+
+def metadata_buffer(model_name: str, labels: list[str], description: str, licence: str, version: str, *,
+                    color_space: int = GRAYSCALE, normalization: tuple[float, float] | None = (0.0, 255.0),
+                    input_description: str = GREY_INPUT, input_range: tuple[float, float] = (0.0, 1.0)) -> bytes:
+    """The ModelMetadata flatbuffer for a 28x28 image classifier with len(labels) outputs: by default the
+    grayscale digit model (x = (pixel - 0) / 255); the app models (mobile.py) pass RGB, and their float
+    file normalization (0, 1) (raw pixels: the /255 is in the graph), their uint8 file none."""
     import flatbuffers
 
     b = flatbuffers.Builder(1024)
     s = b.CreateString
-    # input: an image, normalized as x = (pixel - 0) / 255
+    # input: an image, normalized as x = (pixel - mean) / std
     size = _table(b, [("u32", 0, 28), ("u32", 1, 28)])
-    image = _table(b, [("i8", 0, GRAYSCALE), ("off", 1, size)])
+    image = _table(b, [("i8", 0, color_space), ("off", 1, size)])
     in_content = _table(b, [("u8", 0, IMAGE_PROPERTIES), ("off", 1, image)])
-    norm = _table(b, [("off", 0, _floats(b, [0.0])), ("off", 1, _floats(b, [255.0]))])
-    unit = _table(b, [("u8", 0, NORMALIZATION_OPTIONS), ("off", 1, norm)])
-    inp = _table(b, [("off", 0, s("digits")),
-                     ("off", 1, s("28x28 grayscale image, white on black (MNIST convention); x = pixel / 255")),
-                     ("off", 3, in_content), ("off", 4, _offsets(b, [unit])), ("off", 5, _stats(b, 0.0, 1.0))])
+    units = []
+    if normalization:
+        norm = _table(b, [("off", 0, _floats(b, [normalization[0]])), ("off", 1, _floats(b, [normalization[1]]))])
+        units = [_table(b, [("u8", 0, NORMALIZATION_OPTIONS), ("off", 1, norm)])]
+    inp = _table(b, [("off", 0, s("digits")), ("off", 1, s(input_description)), ("off", 3, in_content),
+                     ("off", 4, _offsets(b, units) if units else None), ("off", 5, _stats(b, *input_range))])
     # output: one probability per class, named by labels.txt
     feature = _table(b, [("off", 0, None)])
     out_content = _table(b, [("u8", 0, FEATURE_PROPERTIES), ("off", 1, feature)])

@@ -113,17 +113,19 @@ class TFLiteRunner:
         self.dynamic_batch = int(self._inp["shape_signature"][0]) == -1
         self.input_dtype = np.dtype(self._inp["dtype"])
         self._batch = int(self._inp["shape"][0])
+        # an app model (convert/mobile.py) takes RGB pixels 0..255, dark on light, as a phone passes them
+        self.app = int(self._inp["shape_signature"][-1]) == 3
         self._lut = None
         if self.input_dtype in (np.int8, np.uint8):
             # every pixel 0..255 quantized once: a table lookup per frame instead of float math
-            pixels = np.arange(256, dtype=np.float32) / 255
+            pixels = np.arange(256, dtype=np.float32) / (1 if self.app else 255)
             self._lut = quantize(pixels, *self._inp["quantization"], self.input_dtype)
         with filtered_stderr():  # the first allocation applies XNNPACK and announces it on fd 2
             self.interpreter.allocate_tensors()
 
     def _resize(self, n: int) -> None:
         if n != self._batch:
-            self.interpreter.resize_tensor_input(self._inp["index"], [n, 28, 28, 1])
+            self.interpreter.resize_tensor_input(self._inp["index"], [n, 28, 28, 3 if self.app else 1])
             self.interpreter.allocate_tensors()
             self._batch = n
 
@@ -133,7 +135,10 @@ class TFLiteRunner:
         return self.interpreter.get_tensor(self._out["index"])
 
     def __call__(self, digits: np.ndarray) -> np.ndarray:
-        if self._lut is not None:
+        if self.app:  # the digit as an app passes it: (N, 28, 28, 3) RGB, dark ink on light paper
+            rgb = np.repeat((255 - check_digits(digits))[..., None], 3, axis=-1)
+            x = self._lut[rgb] if self._lut is not None else rgb.astype(np.float32)
+        elif self._lut is not None:
             x = self._lut[check_digits(digits)][..., None]
         else:
             x = to_float(digits)
@@ -181,9 +186,10 @@ class OnnxRunner:
 
 
 def _check_contract(path: Path, inp: list, out: list, classes: int = 10) -> None:
-    """A digit model takes (N, 28, 28, 1) and gives (N, 10); anything else would fail on the first frame."""
-    if [int(v) if isinstance(v, (int, np.integer)) else -1 for v in inp[1:]] != [28, 28, 1] or not len(out) \
-            or out[-1] != classes:
+    """A digit model takes (N, 28, 28, 1) (an app model (N, 28, 28, 3)) and gives (N, 10); anything else
+    would fail on the first frame."""
+    if [int(v) if isinstance(v, (int, np.integer)) else -1 for v in inp[1:]] not in ([28, 28, 1], [28, 28, 3]) \
+            or not len(out) or out[-1] != classes:
         raise EdgeDigitsError(f"{path}: not a digit model: input {list(inp)}, output {list(out)}; expected "
                               f"(N, 28, 28, 1) in and (N, {classes}) out")
 

@@ -55,14 +55,27 @@ def convert(model: str | os.PathLike, out: str | os.PathLike, *, formats: list[s
     `options` are ConvertConfig's fields (tolerance_pp, calibration_size, int8_io, quiet, ...).
     Raises ConvertFailed (with .manifest) when an artifact fails its export or check."""
     from edgedigits.convert.cli import require_convert_libraries
-    from edgedigits.convert.convert import ConvertConfig
+    from edgedigits.convert.convert import ConvertConfig, check_config
     from edgedigits.convert.convert import convert as run_convert
 
     require_convert_libraries()
-    manifest, ok = run_convert(Path(model), Path(out), ConvertConfig(formats=formats, data=data, **options), say=say)
+    cfg = _config(ConvertConfig, formats=formats, data=data, **options)
+    check_config(Path(model), cfg)  # as the CLI checks its options: before any work
+    manifest, ok = run_convert(Path(model), Path(out), cfg, say=say)
     if not ok:
         raise ConvertFailed(f"{manifest}: an artifact failed its export or its check (see its 'status')", manifest)
     return manifest
+
+
+def _config(cls, **options):
+    """A stage's config dataclass from keyword options; an unknown one is an EdgeDigitsError naming the valid."""
+    import dataclasses
+
+    fields = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(options) - set(fields))
+    if unknown:
+        raise EdgeDigitsError(f"unknown option(s) {', '.join(unknown)}; {cls.__name__} has: {', '.join(fields)}")
+    return cls(**options)
 
 
 def load_runner(model: str | os.PathLike = "standard", target: str = "cpu", *, fmt: str | None = None,

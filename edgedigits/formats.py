@@ -38,6 +38,11 @@ FORMATS: dict[str, Format] = {f.name: f for f in [
     Format("edgetpu", "_edgetpu.tflite", "int8, batch 1, compiled for the Edge TPU", "litert+edgetpu",
            "Coral Edge TPU (USB, PCIe, Dev Board)", "export_edgetpu", needs="tflite_int8",
            default_for=("edgetpu",), fallback="tflite_int8"),
+    # for an app: RGB (N, 28, 28, 3) pixels, dark on light, grey/inversion/scaling inside (convert/mobile.py)
+    Format("tflite_app_uint8", ".app.uint8.tflite", "int8 inside; RGB uint8 pixels in, uint8 scores out",
+           "litert", "Android, iOS, web apps: MediaPipe / Task Library ImageClassifier", "export_tflite_app_uint8"),
+    Format("tflite_app_fp32", ".app.fp32.tflite", "float32; RGB pixels 0..255 in (float32), float32 out", "litert",
+           "Android, iOS, web apps: MediaPipe / Task Library ImageClassifier", "export_tflite_app_fp32"),
 ]}
 TARGETS = {t: f.name for f in FORMATS.values() for t in f.default_for}  # deploy target -> its default format
 

@@ -33,7 +33,14 @@ def displayer(tmp_path_factory):
                            "tflite-support==0.4.4"], capture_output=True, text=True, timeout=600)
     if proc.returncode:
         pytest.skip(f"tflite-support cannot be installed here: {(proc.stderr or proc.stdout).strip().splitlines()[-1][:200]}")
-    return venv / "bin" / "python"
+    python = venv / "bin" / "python"
+    proc = subprocess.run([str(python), "-c", "from tflite_support import metadata"], capture_output=True, text=True,
+                          timeout=120)
+    if proc.returncode and "libusb" in proc.stderr:  # its native module links libusb-1.0.so.0
+        pytest.skip("tflite-support cannot load: libusb-1.0.so.0 is missing (`make system-deps`, or "
+                    "apt-get install libusb-1.0-0)")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return python
 
 
 def test_every_tflite_file_carries_standard_metadata(small_converted, displayer):
@@ -48,11 +55,38 @@ def test_every_tflite_file_carries_standard_metadata(small_converted, displayer)
         assert packed["files"] == ["labels.txt"] and packed["labels"] == m.data["labels"]
         graph = md["subgraph_metadata"][0]
         inp, out = graph["input_tensor_metadata"][0], graph["output_tensor_metadata"][0]
-        assert inp["name"] == "digits" and inp["content"]["content_properties"]["color_space"] == "GRAYSCALE"
-        assert inp["process_units"][0]["options"] == {"mean": [0.0], "std": [255.0]}  # x = pixel / 255
+        if ".app." in path:  # RGB pixels 0..255: float32 normalized by (p - 0) / 1, uint8 taken as it is
+            assert inp["name"] == "digits" and inp["content"]["content_properties"]["color_space"] == "RGB"
+            assert inp.get("process_units", [{}])[0].get("options") == (
+                {"mean": [0.0], "std": [1.0]} if ".fp32." in path else None)
+        else:
+            assert inp["name"] == "digits" and inp["content"]["content_properties"]["color_space"] == "GRAYSCALE"
+            assert inp["process_units"][0]["options"] == {"mean": [0.0], "std": [255.0]}  # x = pixel / 255
         assert out["name"] == "probabilities" and out["associated_files"][0]["type"] == "TENSOR_AXIS_LABELS"
         assert "MNIST" in md["description"] and "CC BY-SA 3.0" in md["license"]  # trained on the bundled sample
         # the file still runs, and its tensors carry the same names
         runner = load_runner(path)
         assert runner.interpreter.get_input_details()[0]["name"] == "digits"
         assert runner.interpreter.get_output_details()[0]["name"] == "probabilities"
+
+
+def test_a_model_with_only_its_card_carries_the_data_licence(tmp_path):
+    """The shipped models keep their model card, not their run's config.json: the licence of the data
+    comes from the card's "Licence of the data" line into the TFLite metadata and the ONNX metadata."""
+    import shutil
+
+    import onnx
+
+    from edgedigits.convert.convert import ConvertConfig, convert
+    from edgedigits.deploy import shipped_manifest
+
+    shipped = shipped_manifest("tiny").parent
+    (tmp_path / "m").mkdir()
+    shutil.copy(shipped / "tiny.keras", tmp_path / "m" / "model.keras")
+    shutil.copy(shipped.parents[2] / "train" / "pretrained" / "tiny" / "model_card.md", tmp_path / "m")
+    manifest, ok = convert(tmp_path / "m" / "model.keras", tmp_path / "c", ConvertConfig(
+        formats=["tflite_fp32", "onnx_fp32"], data="sample", check_limit=100, quiet=True), say=lambda *_: None)
+    assert ok
+    assert b"training data: MNIST (LeCun, Cortes, Burges), CC BY-SA 3.0" in (tmp_path / "c" / "tiny.fp32.tflite").read_bytes()
+    meta = {p.key: p.value for p in onnx.load(str(tmp_path / "c" / "tiny.fp32.onnx")).metadata_props}
+    assert meta["data_licence"] == "CC BY-SA 3.0"

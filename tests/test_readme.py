@@ -1,0 +1,57 @@
+"""Every shell and Python example of the README runs as written, in a fresh copy of the checkout (what a
+user has after `git clone`), with the installed `edgedigits` command. A block that cannot run here (a
+webcam, a GPU, the network, minutes of work) is marked in the README by a comment right before it:
+
+    <!-- skip-test: needs a webcam -->
+
+and is reported as skipped with that reason."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+FENCE = re.compile(r"^(?:<!-- skip-test: (?P<skip>.+?) -->\n)?```(?P<lang>sh|python)\n(?P<code>.*?)^```$",
+                   re.M | re.S)
+NOT_COPIED = {".git", ".venv", "node_modules", "runs", "out", "__pycache__", ".pytest_cache"}
+
+
+def examples(text: str) -> list:
+    """pytest params, one per ```sh or ```python block: (language, code), skipped where marked."""
+    params = []
+    for m in FENCE.finditer(text):
+        line = text[:m.start("code")].count("\n") + 1
+        marks = [pytest.mark.skip(reason=f"README line {line}: {m['skip']}")] if m["skip"] else []
+        params.append(pytest.param(m["lang"], m["code"], id=f"{m['lang']}-line{line}", marks=marks))
+    return params
+
+
+def test_the_readme_has_examples_and_marks():
+    params = examples((ROOT / "README.md").read_text())
+    assert len(params) >= 10
+    assert sum(not p.marks for p in params) >= 4  # runnable: convert, deploy, the two Python blocks
+
+
+@pytest.fixture(scope="module")
+def clone(tmp_path_factory) -> Path:
+    """A fresh copy of the checkout, without the venv, git's files or anything a run wrote."""
+    dest = tmp_path_factory.mktemp("readme") / "edgedigits"
+    shutil.copytree(ROOT, dest, ignore=lambda d, names: [n for n in names if n in NOT_COPIED
+                                                          or n.endswith(".egg-info")], symlinks=True)
+    return dest
+
+
+@pytest.mark.parametrize("lang, code", examples((ROOT / "README.md").read_text()))
+def test_readme_example_runs_as_written(lang, code, clone):
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+           "EDGEDIGITS_DATA": str(clone / ".data")}  # no MNIST cache: nothing downloads unless asked
+    cmd = ["bash", "-euo", "pipefail", "-c", code] if lang == "sh" else [sys.executable, "-c", code]
+    proc = subprocess.run(cmd, cwd=clone, env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, f"{code}\nexit {proc.returncode}\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}"
