@@ -225,6 +225,11 @@ class Verifier:
         return self.runner(digits)[:n, 1]
 
 
+def _no_verifier(runner):
+    runner.verify = None
+    return runner
+
+
 def attach_verifier(runner, labels, threads: int = 1):
     """Give a digit model's runner the verifier (runner.verify); a model of other classes gets none."""
     if [str(v) for v in labels] == [str(d) for d in range(10)]:
@@ -266,12 +271,14 @@ def load_runner(path: str | os.PathLike, threads: int = 1, target: str = "cpu", 
 
 
 def from_manifest(manifest, target: str = "cpu", threads: int = 1, device: str | None = None,
-                  fallback: str | None = None, fmt: str | None = None, say=print):
+                  fallback: str | None = None, fmt: str | None = None, say=print, verifier: bool = False):
     """The runner for a target from a converted model's manifest (a path or a loaded Manifest).
 
     Each target runs its format of the format table (edgedigits.formats) unless `fmt` names another.
     With fallback="cpu", a missing Edge TPU (library, device, or compiled model) falls back to the
     format the table names as its fallback (the plain int8 model of the same manifest), and says so.
+    With `verifier`, a model of the digits 0-9 gets the digit verifier (runner.verify: the camera
+    pipeline then segments by recognition, deploy/group.py); else runner.verify is None.
     """
     m = manifest if isinstance(manifest, Manifest) else load_manifest(manifest)
     runs = {t: f for t, f in TARGETS.items() if t != "web"}  # the web app runs in a browser, not here
@@ -292,4 +299,4 @@ def from_manifest(manifest, target: str = "cpu", threads: int = 1, device: str |
         say(f"notice: {e}\nnotice: falling back to the CPU with the plain int8 model ({plain})")
         runner = load_runner(m.file(m.artifact(plain)), threads, "cpu")
     runner.labels = [str(v) for v in m.data["labels"]]  # class names, in output order
-    return attach_verifier(runner, runner.labels, threads)
+    return attach_verifier(runner, runner.labels, threads) if verifier else _no_verifier(runner)

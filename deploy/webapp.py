@@ -74,7 +74,8 @@ def node_modules() -> Path:
     return cache / "node_modules"
 
 
-def build(manifest, out: Path, runtime: str = DEFAULT_RUNTIME, fmt: str | None = None, say=print) -> dict:
+def build(manifest, out: Path, runtime: str = DEFAULT_RUNTIME, fmt: str | None = None, say=print,
+          verifier: bool = False) -> dict:
     """Write the app into `out` (replaced whole, atomically). Returns sizes for the report."""
     if runtime not in RUNTIMES:
         raise EdgeDigitsError(f"unknown web runtime '{runtime}'; choose one of: {', '.join(RUNTIMES)}")
@@ -100,7 +101,7 @@ def build(manifest, out: Path, runtime: str = DEFAULT_RUNTIME, fmt: str | None =
                 "pixel_scale": PIXEL_SCALE,
                 "preprocessing": m.data["preprocessing"], "source": m.data["source"]["model"],
                 "segment": _camel(asdict(SegmentConfig()))}  # preprocess.js takes the Python pipeline's settings
-        if [str(v) for v in m.data["labels"]] == [str(d) for d in range(10)]:  # digits: the verifier decides what is one
+        if verifier and [str(v) for v in m.data["labels"]] == [str(d) for d in range(10)]:  # the verifier decides what is a digit
             shutil.copy2(VERIFIER / VERIFIER_FILES["onnxruntime"], tmp / "verifier.onnx")
             meta["verifier"] = {"model": "verifier.onnx", "input": "digits", "output": "probabilities",
                                 "classes": ["not a digit", "digit"]}

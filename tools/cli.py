@@ -17,9 +17,9 @@ from edgedigits.errors import EdgeDigitsError
 APPLIES = {
     "MANIFEST": {"--data", "--limit", "--threads", "--runs", "--target", "--json", "--markdown", "--plot",
                  "--min-accuracy", "--max-drop", "--compare"},
-    "camera": {"--model", "--manifest", "--threads", "--target", "--json", "--frames", "--digits", "--codec", "--no-verifier"},
+    "camera": {"--model", "--manifest", "--threads", "--target", "--json", "--frames", "--digits", "--codec", "--verifier"},
     "web": {"--model", "--manifest", "--json"},  # one WebAssembly thread in headless Chromium, for a fixed time
-    "photos": {"--model", "--manifest", "--threads", "--target", "--json", "--markdown", "--plot", "--single", "--no-verifier"},
+    "photos": {"--model", "--manifest", "--threads", "--target", "--json", "--markdown", "--plot", "--single", "--verifier"},
     "train": {"--model", "--data", "--limit", "--epochs", "--until", "--batch-size", "--devices", "--json"},
 }
 
@@ -74,8 +74,8 @@ def register(make, sub) -> None:
     p.add_argument("--compare", type=Path, metavar="OLD.json", help="gate: no regression against an earlier --json report")
     p.add_argument("--manifest", type=Path, help="camera, web, photos: this manifest instead of the shipped model")
     p.add_argument("--single", action="store_true", help="photos: each photo is one digit (deploy --single)")
-    p.add_argument("--no-verifier", action="store_true",
-                   help="camera, photos: geometric rules alone, without the digit verifier (deploy --no-verifier)")
+    p.add_argument("--verifier", action="store_true",
+                   help="camera, photos: segmentation by recognition with the digit verifier (deploy --verifier)")
     p.add_argument("--frames", type=int, default=300, help="camera: frames in the generated video")
     p.add_argument("--digits", type=int, default=4, help="camera: digits per frame")
     p.add_argument("--codec", default="IYUV", choices=["IYUV", "MJPG"],
@@ -109,7 +109,7 @@ def run_benchmark(args) -> int:
     mode = args.what if args.what in APPLIES else "MANIFEST"
     applies = APPLIES[mode] | ({"--model"} if not args.what else set())
     given = set(getattr(args, "given", ())) | ({"--single"} if args.single else set()) | \
-        ({"--no-verifier"} if args.no_verifier else set())
+        ({"--verifier"} if args.verifier else set())
     extra = sorted(given - applies)
     if extra:
         raise EdgeDigitsError(f"benchmark {args.what or 'MANIFEST'}: {', '.join(extra)} "
@@ -142,10 +142,10 @@ def run_benchmark(args) -> int:
             from edgedigits.tools.camera_bench import camera_benchmark
 
             report = camera_benchmark(manifest, Path(work), args.frames, args.digits, args.threads,
-                                      target=args.target, codec=args.codec, verifier=not args.no_verifier)
+                                      target=args.target, codec=args.codec, verifier=args.verifier)
             report.update(command=command, options={"model": str(args.manifest or args.model or "standard"), "frames": args.frames, "digits": args.digits,
                                                     "threads": args.threads, "target": args.target, "codec": args.codec,
-                                                    "verifier": not args.no_verifier})
+                                                    "verifier": args.verifier})
             if args.json:
                 _write(args.json, json.dumps(report, indent=1))
             return 0
@@ -172,9 +172,9 @@ def _photos(args, command: str) -> int:
     if not args.folder:
         raise EdgeDigitsError("benchmark photos: give the folder, e.g. `edgedigits benchmark photos photos/`")
     report = P.photo_benchmark(args.folder, args.manifest or shipped_manifest(args.model or "standard"), args.target, args.threads,
-                               args.single, verifier=not args.no_verifier)
+                               args.single, verifier=args.verifier)
     report.update(command=command, options={"model": str(args.manifest or args.model or "standard"), "threads": args.threads,
-                                            "target": args.target, "single": args.single, "verifier": not args.no_verifier})
+                                            "target": args.target, "single": args.single, "verifier": args.verifier})
     _save(args, report, P.markdown, P.plot)
     return 0
 

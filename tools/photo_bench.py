@@ -99,7 +99,7 @@ def align(expected: str, read: str) -> list[tuple[str | None, str | None]]:
 
 
 def photo_benchmark(folder: Path, manifest: Path, target: str = "cpu", threads: int = 1, single: bool = False,
-                    fmt: str | None = None, verifier: bool = True, say=print) -> dict:
+                    fmt: str | None = None, verifier: bool = False, say=print) -> dict:
     import cv2
 
     from edgedigits.deploy import camera
@@ -109,9 +109,7 @@ def photo_benchmark(folder: Path, manifest: Path, target: str = "cpu", threads: 
     folder = Path(folder)
     rows = read_labels(folder)
     cv2.setNumThreads(1)
-    runner = from_manifest(manifest, target, threads, fmt=fmt)
-    if not verifier:
-        runner.verify = None
+    runner = from_manifest(manifest, target, threads, fmt=fmt, verifier=verifier)
     confusion = np.zeros((10, 10), np.int64)  # [expected, read], aligned digits only
     files, skipped, correct, found, total, exact = [], [], 0, 0, 0, 0
     empty = with_output = invented = 0  # photos that hold no digit: any output there is invented

@@ -5,7 +5,8 @@ not digits at all (deploy/group.py); the classifier then reads only what it acce
 from the classifiers so that every model, `standard`, `tiny` or one you train, keeps its 10 outputs,
 its formats and its Edge TPU compatibility, and the camera pipeline works the same with each.
 
-    python -m edgedigits.train.verifier --data ../shared/data/mnist --out deploy/models/verifier
+    python -m edgedigits.train.verifier --data ../shared/data/mnist --out runs/verifier
+    python -m edgedigits.train.verifier --data ../shared/data/mnist --out deploy/models/verifier --evaluate val
 
 trains it on CPU in minutes (train/negatives.py makes the data), chooses the epoch on a validation
 split carved from the training data (MNIST's validation digits and held-apart generated examples),
@@ -146,6 +147,27 @@ def export(model, out: Path, calibration: np.ndarray, say=print) -> None:
     say(f"wrote {out}/verifier.int8.tflite and verifier.fp32.onnx")
 
 
+def evaluate(data: str, folder: Path, split: str = "val", say=print) -> dict:
+    """The shipped files' share of MNIST digits rejected (the verifier's probability below the camera
+    pipeline's thresholds), on the validation split or, for the final report only, the test set."""
+    from edgedigits.contract import SegmentConfig
+    from edgedigits.deploy.runners import Verifier
+    from edgedigits.train import data as D
+
+    ds = D.load(data, say)
+    digits = D.train_val_split(ds.train, 0.1, 0)[1] if split == "val" else ds.test
+    cfg, out = SegmentConfig(), {"split": split, "digits": len(digits)}
+    for runtime in ("litert", "onnxruntime"):
+        v = Verifier(runtime, folder=folder)
+        p = np.concatenate([v(digits.images[i:i + 1024]) for i in range(0, len(digits), 1024)])
+        out[runtime] = {"rejected": float(np.mean(p < cfg.min_digit)), "doubted": float(np.mean(p < cfg.sure_digit)),
+                        "file": v.path.name}
+        say(f"{v.path.name}: MNIST {split} digits rejected (p < {cfg.min_digit}) {out[runtime]['rejected']:.3%}, "
+            f"doubted (p < {cfg.sure_digit}, read only when the classifier is confident) {out[runtime]['doubted']:.3%} "
+            f"of {len(digits)}")
+    return out
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m edgedigits.train.verifier", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -155,7 +177,12 @@ def main(argv=None) -> int:
     ap.add_argument("--negatives", type=int, default=90000, help="generated negatives (and scene pieces on top)")
     ap.add_argument("--scenes", type=int, default=500, help="generated scenes with no digit to cut pieces from")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--evaluate", choices=["val", "test"],
+                    help="instead of training: the share of MNIST digits the verifier in --out rejects")
     a = ap.parse_args(argv)
+    if a.evaluate:
+        evaluate(a.data, a.out, a.evaluate)
+        return 0
     train(a.data, a.out, a.epochs, a.negatives, scenes=a.scenes, seed=a.seed)
     return 0
 
