@@ -33,12 +33,6 @@ SET_ASIDE = 0.5  # the prior cost of calling ink "not a digit" (see 4. above)
 MAX_RUN = 3  # pieces in a run of a large cluster (a 5 is two, a broken 4 or 8 three)
 
 
-def _union(boxes) -> tuple[int, int, int, int]:
-    x0, y0 = min(b[0] for b in boxes), min(b[1] for b in boxes)
-    x1, y1 = max(b[0] + b[2] for b in boxes), max(b[1] + b[3] for b in boxes)
-    return (x0, y0, x1 - x0, y1 - y0)
-
-
 class _Scorer:
     """Normalizes candidate groups of pieces and scores them with the verifier, in batches."""
 
@@ -128,7 +122,7 @@ def _valleys(m: np.ndarray, height: int, limit: int = 14) -> list[int]:
 def read(ink: np.ndarray, mask: np.ndarray, cfg: SegmentConfig, verify, candidates: bool = False):
     """[(box, image, line, p)] of the digits, in reading order (boxes at the search size; p the
     verifier's probability). With `candidates`, every candidate group instead, unscored."""
-    from edgedigits.deploy.preprocess import components, merge_groups
+    from edgedigits.deploy.preprocess import components, merge_groups, union_box
 
     mask = drop_specks(mask)
     labels, comps = components(mask, cfg)
@@ -145,7 +139,7 @@ def read(ink: np.ndarray, mask: np.ndarray, cfg: SegmentConfig, verify, candidat
         longest = len(g) if len(g) <= 4 else MAX_RUN
         for i in range(len(g)):
             for j in range(i + 1, min(len(g), i + longest) + 1):
-                box = _union([boxes[k] for k in g[i:j]])
+                box = union_box([boxes[k] for k in g[i:j]])
                 if not scorer.plausible(box):
                     continue
                 run = [ids[k] for k in g[i:j]]

@@ -193,13 +193,15 @@ def merge_groups(boxes: list[list[int]]) -> list[list[int]]:
     return groups
 
 
+def union_box(boxes) -> tuple[int, int, int, int]:
+    """The box (x, y, w, h) around every box of `boxes`."""
+    x0, y0 = min(b[0] for b in boxes), min(b[1] for b in boxes)
+    return (x0, y0, max(b[0] + b[2] for b in boxes) - x0, max(b[1] + b[3] for b in boxes) - y0)
+
+
 def _merge(boxes: list[list[int]]) -> list[list[int]]:
     """The boxes of merge_groups' groups."""
-    out = []
-    for g in merge_groups(boxes):
-        x0, y0 = min(boxes[i][0] for i in g), min(boxes[i][1] for i in g)
-        out.append([x0, y0, max(boxes[i][0] + boxes[i][2] for i in g) - x0, max(boxes[i][1] + boxes[i][3] for i in g) - y0])
-    return out
+    return [list(union_box([boxes[i] for i in g])) for g in merge_groups(boxes)]
 
 
 def components(mask: np.ndarray, cfg: SegmentConfig) -> tuple[np.ndarray, list[tuple[int, list[int]]]]:

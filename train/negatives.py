@@ -293,6 +293,7 @@ def scene_pieces(rng, n_scenes: int, fonts, printed, items, say=print) -> list[n
 
 def digit_scene_pieces(rng, n_scenes: int, mnist: tuple[np.ndarray, np.ndarray], fonts) -> list[np.ndarray]:
     """The digits the segmentation cuts from generated digit scenes, where a piece matches one digit."""
+    from edgedigits.deploy.camera import _iou as iou
     from edgedigits.deploy.preprocess import segment
     from edgedigits.tools.scenes import make_scene
 
@@ -301,17 +302,10 @@ def digit_scene_pieces(rng, n_scenes: int, mnist: tuple[np.ndarray, np.ndarray],
         frame, truth = make_scene(rng, mnist, fonts=fonts)
         for d in segment(frame):
             x, y, w, h = d.box
-            hits = [b for _, b in truth if _iou(d.box, b) > 0.6]
+            hits = [b for _, b in truth if iou(d.box, b) > 0.6]
             if len(hits) == 1:
                 out.append(d.image)
     return out
-
-
-def _iou(a, b) -> float:
-    ix = max(0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
-    iy = max(0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    return inter / float(a[2] * a[3] + b[2] * b[3] - inter) if inter else 0.0
 
 
 def font_digit(rng, fonts: list[str]) -> np.ndarray | None:
