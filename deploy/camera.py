@@ -100,12 +100,14 @@ def recognize(frame: np.ndarray, runner, confidence: float = CONFIDENCE, seg: Se
 
 
 def as_json(frame: Frame, rec: Recognition, names: list[str] | None = None) -> str:
-    """One frame as a JSON line; with the model's class names, each digit's "name" too."""
+    """One frame as a JSON line; with the model's class names, each digit's "name" too. "digit" is the
+    verifier's probability that the box holds one digit (1 where no verifier ran: --no-verifier)."""
     def named(lab):
         return {"name": names[lab] if lab != "?" else "?"} if names else {}
 
     return json.dumps({"source": frame.source, "frame": frame.index,
-                       "digits": [{"label": lab, **named(lab), "confidence": round(c, 4), "box": list(d.box)}
+                       "digits": [{"label": lab, **named(lab), "confidence": round(c, 4),
+                                   "digit": round(float(d.p_digit), 4), "box": list(d.box)}
                                   for d, lab, c in zip(rec.digits, rec.labels, rec.confidence)],
                        "text": rec.text})
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
@@ -40,9 +41,10 @@ def register(make, sub) -> None:
     p.add_argument("--threads", type=int, default=1, help="inference threads")
     p.add_argument("--confidence", type=float, default=CONFIDENCE, help="below this probability a digit shows as '?'")
     p.add_argument("--smooth", type=float, default=0.0, help="weight of previous frames in live video (0 to 0.9)")
-    p.add_argument("--verifier", action="store_true",
-                   help="segmentation by recognition (preview): the digit verifier decides what is a digit and where "
-                        "one ends, so clutter, letters and texture are not read as digits and joined digits are cut")
+    p.add_argument("--verifier", action=argparse.BooleanOptionalAction, default=True,
+                   help="segmentation by recognition: the digit verifier decides what is a digit and where one ends, "
+                        "so clutter, letters and texture are not read as digits and joined digits are cut (default); "
+                        "--no-verifier: the geometric rules alone (faster, reads clutter as digits)")
     p.add_argument("--single", action="store_true",
                    help="each image or frame is one digit (a crop): all its ink is read as that digit")
     p.add_argument("--headless", action="store_true", help="print JSON lines instead of opening a window")
@@ -154,11 +156,8 @@ def run_deploy(args) -> int:
     cv2.setNumThreads(1)
     manifest = args.manifest or shipped_manifest(args.model)
     say = lambda msg: print(msg, file=sys.stderr)  # noqa: E731  stdout carries the JSON lines
-    runner = from_manifest(manifest, args.target, args.threads, args.device, args.fallback, args.format, say)
-    if args.verifier:
-        from edgedigits.deploy.runners import attach_verifier
-
-        attach_verifier(runner, runner.labels, args.threads)
+    runner = from_manifest(manifest, args.target, args.threads, args.device, args.fallback, args.format, say,
+                           verifier=args.verifier)
     frames = open_source(args.source, retries=args.reconnect)
     src = Path(args.source)
     is_video = not (src.is_dir() or src.suffix.lower() in IMAGE_SUFFIXES)

@@ -164,7 +164,7 @@ def load_model(model: str | os.PathLike, target: str = "cpu", fmt: str | None = 
     path = shipped_manifest(text) if text in ("standard", "tiny") else Path(text)
     if path.is_dir() or path.name == "manifest.json":
         m = load_manifest(path)
-        runner = from_manifest(m, target, threads, fmt=fmt, say=say)
+        runner = from_manifest(m, target, threads, fmt=fmt, say=say, verifier=False)  # single digits: nothing to segment
         return runner, [str(v) for v in m.data["labels"]], f"{m.path} ({runner.path.name}, {runner.name})"
     if not path.exists():
         raise EdgeDigitsError(f"{path}: no such model; give a manifest (or its folder) from `edgedigits convert`, "

@@ -75,7 +75,7 @@ def node_modules() -> Path:
 
 
 def build(manifest, out: Path, runtime: str = DEFAULT_RUNTIME, fmt: str | None = None, say=print,
-          verifier: bool = False) -> dict:
+          verifier: bool = True) -> dict:
     """Write the app into `out` (replaced whole, atomically). Returns sizes for the report."""
     if runtime not in RUNTIMES:
         raise EdgeDigitsError(f"unknown web runtime '{runtime}'; choose one of: {', '.join(RUNTIMES)}")

@@ -99,7 +99,7 @@ def align(expected: str, read: str) -> list[tuple[str | None, str | None]]:
 
 
 def photo_benchmark(folder: Path, manifest: Path, target: str = "cpu", threads: int = 1, single: bool = False,
-                    fmt: str | None = None, verifier: bool = False, say=print) -> dict:
+                    fmt: str | None = None, verifier: bool = True, say=print) -> dict:
     import cv2
 
     from edgedigits.deploy import camera
