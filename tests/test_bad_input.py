@@ -26,6 +26,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import ROOT
+from tests.test_imagesize import tiff_claiming
 
 TINY = ROOT / "deploy" / "models" / "tiny"  # the shipped tiny model, converted: a real manifest to break
 
@@ -549,6 +550,23 @@ CASES = [
          "20000x20000 pixels, more than the 50 megapixels; skipped",
          lambda t: {"d": photos(t, "filename,label\nbig.png,1\na.jpg,2026\n",
                                 {"big.png": lambda p: png_header(p, 20000, 20000)})}, check=lambda t: True),
+    Case("deploy-huge-tiff-in-a-folder-is-skipped", ["deploy", "--source", "{d}", "--headless", "--model", "tiny"], 0,
+         "huge.tif: 60000x60000 pixels, more than the 50 megapixels; skipped",
+         lambda t: {"d": photos(t, "", {"huge.tif": lambda p: tiff_claiming(p, 60000, 60000)})}, check=lambda t: True),
+    Case("deploy-huge-tiff", ["deploy", "--source", "{i}", "--headless", "--model", "tiny"], 2,
+         "no frame could be read", lambda t: {"i": str(tiff_claiming(t / "huge.tiff", 60000, 60000))}),
+    Case("benchmark-photos-huge-tiff-is-skipped", ["benchmark", "photos", "{d}", "--model", "tiny", "--json",
+                                                   "{tmp}/p.json"], 0, "huge.tif: 60000x60000 pixels, more than the 50 megapixels; skipped",
+         lambda t: {"d": photos(t, "filename,label\nhuge.tif,1\na.jpg,2026\n",
+                                {"huge.tif": lambda p: tiff_claiming(p, 60000, 60000, big_endian=True)})},
+         check=lambda t: json.loads((t / "p.json").read_text())["photos"] == 1),
+    Case("predict-huge-tiff-in-a-folder-is-skipped", ["predict", "tiny", "{d}", "--out", "{tmp}/p.csv"], 0,
+         "huge.tif: 60000x60000 pixels, more than the 50 megapixels; skipped",
+         lambda t: {"d": photos(t, "x", {"huge.tif": lambda p: tiff_claiming(p, 60000, 60000)})},
+         check=lambda t: [r.split(",")[0] for r in (t / "p.csv").read_text().splitlines()[1:]] == ["a.jpg"]),
+    Case("train-huge-tiff-in-folder", ["train", "--data", "{d}"], 2, "60000x60000 pixels, more than the 50 megapixels",
+         lambda t: {"d": str((t / "mine" / "3").mkdir(parents=True) or tiff_claiming(t / "mine" / "3" / "x.tif",
+                                                                                      60000, 60000).parents[1])}),
     Case("deploy-huge-jpeg-header", ["deploy", "--source", "{j}", "--headless", "--model", "tiny"], 2,
          "no frame could be read", lambda t: {"j": str(jpeg_claiming(t / "huge.jpg", 60000, 60000))}),
     Case("deploy-huge-jpeg-in-a-folder-is-skipped", ["deploy", "--source", "{d}", "--headless", "--model", "tiny"], 0,
