@@ -175,6 +175,15 @@ def nul_csv(tmp: Path, size: int = 1 << 30) -> str:
     return str(path)
 
 
+def long_line_csv(tmp: Path, header: str, size: int = 50 << 20) -> str:
+    """A CSV whose second line is `size` bytes of "0," with no end."""
+    path = tmp / "long.csv"
+    with open(path, "w") as f:
+        f.write(header + "\n")
+        f.write("0," * (size // 2))
+    return str(path)
+
+
 def jpeg_claiming(path: Path, width: int, height: int) -> Path:
     """A few hundred bytes of real JPEG whose frame header claims width x height."""
     import cv2
@@ -524,6 +533,11 @@ CASES = [
          "line 2: 784 columns, expected 785", lambda t: {"c": kaggle_csv(t, 785, 784)}),
     Case("predict-1-gib-of-nul-bytes", ["predict", "tiny", "{c}", "--kaggle", "--out", "{tmp}/s.csv"], 2,
          "line 2: longer than 16,384 characters", lambda t: {"c": nul_csv(t)}),
+    Case("predict-50-mb-single-line", ["predict", "tiny", "{c}", "--kaggle", "--out", "{tmp}/s.csv"], 2,
+         "line 2: longer than 16,384 characters",
+         lambda t: {"c": long_line_csv(t, ",".join(f"pixel{i}" for i in range(784)))}),
+    Case("train-csv-50-mb-single-line", ["train", "--data", "{c}"], 2, "line 2: longer than 16,384 characters",
+         lambda t: {"c": long_line_csv(t, "label," + ",".join(f"pixel{i}" for i in range(784)))}),
     Case("predict-folder-of-other-classes", ["predict", "tiny", "{d}", "--out", "{tmp}/p.csv"], 2,
          "are not the model's (0, 1, 2", lambda t: {"d": class_folders(t, "abcdefghij")}),
     Case("predict-huge-jpeg-in-a-folder-is-skipped", ["predict", "tiny", "{d}", "--out", "{tmp}/p.csv"], 0,
@@ -636,6 +650,41 @@ def snapshot(folder: Path) -> set[str]:
     return {str(p.relative_to(folder)) for p in folder.rglob("*")}
 
 
+# `edgedigits ARGS` in the child itself, then its peak resident memory and the heavy libraries it loaded,
+# written to the file named first. VmHWM counts this process since exec, where ru_maxrss would carry
+# over the parent's (pytest's) peak.
+HEAVY = ("tensorflow", "keras", "jax", "onnx", "tf2onnx", "onnxruntime", "ai_edge_litert", "cv2", "matplotlib")
+MEASURED = f"""
+import json, sys
+from pathlib import Path
+from edgedigits.cli import main
+peak, sys.argv = sys.argv[1], ["edgedigits", *sys.argv[2:]]
+try:
+    code = main(sys.argv[1:])
+finally:
+    status = Path("/proc/self/status")
+    if status.exists():
+        hwm = next(line for line in status.read_text().splitlines() if line.startswith("VmHWM:"))
+        Path(peak).write_text(json.dumps({{"bytes": int(hwm.split()[1]) * 1024,
+                                          "libraries": [m for m in {HEAVY!r} if m in sys.modules]}}))
+sys.exit(code)
+"""
+MAX_PEAK_BYTES = 500_000_000  # the issue's bound on any bad input, above what the libraries themselves take
+_BASELINES: dict[tuple, int] = {}
+
+
+def baseline(libraries: tuple, env: dict) -> int:
+    """The peak resident memory of a fresh process that imports `libraries` and does nothing else:
+    TensorFlow alone takes about 700 MB here, before a command reads anything."""
+    if libraries not in _BASELINES:
+        code = "".join(f"import {m}\n" for m in libraries) + (
+            "from pathlib import Path\n"
+            "print(next(l for l in Path('/proc/self/status').read_text().splitlines() if l.startswith('VmHWM:')).split()[1])")
+        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+        _BASELINES[libraries] = int(proc.stdout.split()[-1]) * 1024
+    return _BASELINES[libraries]
+
+
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_bad_input(case, tmp_path_factory, read_only_dir):
     if case.needs_ro and read_only_dir is None:
@@ -646,11 +695,18 @@ def test_bad_input(case, tmp_path_factory, read_only_dir):
     before = snapshot(tmp)
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "EDGEDIGITS_DATA": str(tmp_path_factory.getbasetemp() / "cache"),
            **(case.env or {})}
-    proc = subprocess.run([sys.executable, "-m", "edgedigits", *args], capture_output=True, text=True, timeout=300,
+    peak = tmp_path_factory.mktemp("peak") / "bytes"  # outside the row's folder, which must not change
+    proc = subprocess.run([sys.executable, "-c", MEASURED, peak, *args], capture_output=True, text=True, timeout=300,
                           cwd=tmp, env=env)
     out, err = proc.stdout, proc.stderr
     assert "Traceback" not in out + err, err
     assert proc.returncode == case.code, (proc.returncode, out[-2000:], err[-2000:])
+    if peak.exists():  # Linux, and the command ended through main() (not a watchdog's os._exit)
+        measured = json.loads(peak.read_text())
+        base = baseline(tuple(measured["libraries"]), env)
+        assert measured["bytes"] - base < MAX_PEAK_BYTES, (
+            f"peak resident memory {measured['bytes'] / 1e6:.0f} MB, {base / 1e6:.0f} MB of it the libraries "
+            f"({', '.join(measured['libraries']) or 'none'})")
     phrase = case.phrase.format(tmp=tmp) if "{tmp}" in case.phrase else case.phrase
     assert phrase in err, err[-2000:]
     if case.code:

@@ -123,10 +123,11 @@ def run_train(args) -> int:
         cfg.learning_rate = args.lr if args.lr != TrainConfig.learning_rate else args.lr / 10
     out = args.out or Path("runs/train") / f"{args.model}-{time.strftime('%Y%m%d-%H%M%S')}"
 
-    created = [p for p in [out, *out.parents] if not p.exists()]  # the folders this run makes
+    created = []  # the folders made for the run folder (process 0)
 
     def check_out():  # process 0, which alone writes the run folder, checks it under its lock
         checks.output_folder("--out", out)
+        created.extend(p for p in out.parents if not p.exists())
         try:
             out.parent.mkdir(parents=True, exist_ok=True)  # the lock goes beside the run folder
         except OSError as e:
@@ -144,7 +145,7 @@ def run_train(args) -> int:
             distribute.from_first(check_out, me)  # only process 0 writes the run folder
             _train_or_clean_up(train, cfg, out)
     except BaseException:
-        for parent in created[1:]:  # the folders made for the run folder, empty once it went
+        for parent in created:  # empty once the run folder went
             if parent.is_dir() and not any(parent.iterdir()):
                 parent.rmdir()
         raise
