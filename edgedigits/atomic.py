@@ -68,6 +68,16 @@ def no_space(path: Path, partial: Path | None = None, need: int | None = None) -
     return f"no space left on the device ({need}{free}); {kept}"
 
 
+def is_disk_full(e: BaseException) -> bool:
+    """A write refused for want of space: an OSError, or a library's own error saying so (TensorFlow's
+    ResourceExhaustedError, h5py's RuntimeError)."""
+    return (isinstance(e, OSError) and e.errno == errno.ENOSPC) or "No space left on device" in str(e)
+
+
+def _bytes_in(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file() and not p.is_symlink())
+
+
 def _exchange(a: Path, b: Path) -> bool:
     """Swap two paths in one step (Linux renameat2 RENAME_EXCHANGE); False where it is not available."""
     if sys.platform != "linux":
@@ -104,7 +114,18 @@ def atomic_folder(path: str | os.PathLike) -> Iterator[Path]:
     new = Path(tempfile.mkdtemp(prefix=f".{path.name}.new-", dir=path.parent))
     try:
         new.chmod(0o777 & ~_umask())  # mkdtemp makes it private; the result should look like mkdir's
-        yield new
+        try:
+            yield new
+        except Exception as e:  # a full disk: said of the folder the user named, not of the one beside it
+            if not is_disk_full(e):
+                raise
+            wrote, free = _bytes_in(new), _free(path)
+            need = f"needs more than the {wrote:,} bytes written before it ran out" if wrote else "does not fit"
+            earlier = f" (the earlier one holds {_bytes_in(path):,} bytes)" if path.is_dir() else ""
+            free = "free space unknown" if free is None else f"{free:,} bytes free"
+            kept = "the earlier folder is kept" if path.exists() else "nothing was kept"
+            raise OSError(errno.ENOSPC, f"no space left on the device: the new folder {need}{earlier}, {free}; {kept}",
+                          str(path)) from None
         if not path.exists():
             os.rename(new, path)
         elif not _exchange(new, path):  # elsewhere: two renames; _recover repairs a kill between them

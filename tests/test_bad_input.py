@@ -822,3 +822,44 @@ def test_a_full_disk_while_training_keeps_the_finished_epochs(full_disk, tmp_pat
     from edgedigits.train.io import load_keras_model
 
     assert load_keras_model(run / "model.keras").count_params() > 0  # whole, not cut short
+
+
+def _same_files(a: Path, b: Path) -> bool:
+    files = lambda d: {p.relative_to(d): p.read_bytes() for p in d.rglob("*") if p.is_file()}  # noqa: E731
+    return files(a) == files(b)
+
+
+def test_a_full_disk_keeps_the_earlier_conversion(full_disk, tmp_path):
+    """Room for the model's copy, not for the exports: TensorFlow's own full-disk error (a
+    ResourceExhaustedError) stops the conversion instead of being recorded as nine failed exports in a
+    manifest that would replace the earlier one."""
+    disk, fill = full_disk
+    shutil.copytree(TINY, disk / "o")
+    fill(leave=300_000)
+    proc = run_edgedigits("convert", TINY / "tiny.keras", "--out", disk / "o", "--data", "sample", "--check-limit",
+                          "100", cwd=tmp_path)
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert proc.returncode == 1 and len(errors) == 1, proc.stderr[-3000:]
+    assert errors[0].startswith(f"error: {disk / 'o'}: no space left on the device: the new folder needs more "
+                                f"than the "), errors
+    assert "bytes free; the earlier folder is kept" in errors[0] and "(the earlier one holds" in errors[0], errors
+    assert _same_files(disk / "o", TINY)
+    assert sorted(p.name for p in disk.iterdir()) == ["filler", "o"]
+
+
+def test_a_full_disk_keeps_the_earlier_web_app(full_disk, tmp_path):
+    disk, fill = full_disk
+    (disk / "app").mkdir()
+    for name, text in (("index.html", "<p>the earlier app</p>"), ("model.json", "{}")):
+        (disk / "app" / name).write_text(text)
+    fill(leave=100_000)
+    proc = run_edgedigits("deploy", "--target", "web", "--model", "tiny", "--out", disk / "app", cwd=tmp_path)
+    if "needs npm" in proc.stderr or "npm ci" in proc.stderr:
+        pytest.skip(f"the web app's runtime is not installed here: {proc.stderr.strip()}")
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert proc.returncode == 1 and len(errors) == 1, proc.stderr[-3000:]
+    assert errors[0].startswith(f"error: {disk / 'app'}: no space left on the device: the new folder needs more "
+                                "than the "), errors
+    assert errors[0].endswith("bytes free; the earlier folder is kept"), errors
+    assert (disk / "app" / "index.html").read_text() == "<p>the earlier app</p>"
+    assert sorted(p.name for p in disk.iterdir()) == ["app", "filler"]
