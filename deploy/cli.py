@@ -139,9 +139,9 @@ def run_deploy(args) -> int:
     _check_deploy(args)
     import cv2
 
+    from edgedigits.atomic import folder_lock
     from edgedigits.deploy import camera, shipped_manifest
     from edgedigits.deploy.runners import from_manifest
-    from edgedigits.atomic import folder_lock
     from edgedigits.deploy.sources import IMAGE_SUFFIXES, open_source
     from edgedigits.errors import EdgeDigitsError, Interrupted
 
