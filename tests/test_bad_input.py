@@ -240,6 +240,19 @@ def earlier_conversion(tmp: Path) -> str:
     return str(tmp / "o")
 
 
+def run_with_hostile_card(tmp: Path) -> str:
+    """A run folder (the shipped tiny run) whose model card, written by an older version, holds HTML."""
+    shutil.copytree(ROOT / "train" / "pretrained" / "tiny", tmp / "run")
+    card = tmp / "run" / "model_card.md"
+    card.write_text(card.read_text() + "\n| classes | <img src=x onerror=alert(1)> |\n")
+    return str(tmp / "run" / "model.keras")
+
+
+def card_is_text(tmp: Path) -> bool:
+    card = json.loads((tmp / "o" / "manifest.json").read_text())["source"]["card"]
+    return "onerror=alert(1)" in card and "<img" not in card
+
+
 def kept_user_files(tmp: Path) -> bool:
     o = tmp / "o"
     mine = {"predictions.csv": "id,class\n1,7\n", "train.csv": "label\n", "notes.json": "{}",
@@ -608,6 +621,9 @@ CASES = [
     Case("train-labels-nfc-and-nfd-are-one-name", ["train", "--data", "sample", "--labels", "{f}", "--out", "{tmp}/r"], 2,
          "class name 'caf\u00e9' appears more than once", lambda t: {"f": (t / "l.txt").write_text(
              "\ufeffcaf\u00e9\ncafe\u0301\n" + "\n".join("abcdefgh") + "\n") and str(t / "l.txt")}),
+    Case("convert-model-card-with-html", ["convert", "{m}", "--out", "{tmp}/o", "--data", "sample", "--formats",
+                                          "tflite_fp32", "--check-limit", "100"], 0, "",
+         lambda t: {"m": run_with_hostile_card(t)}, check=card_is_text),
     # ------------------------------------------------------------------ a cluster that is misconfigured
     Case("train-coordinator-no-port", ["train", "--backend", "jax", "--coordinator", "nohost", "--num-processes", "2",
                                        "--process-id", "0"], 2, "--coordinator 'nohost': expected HOST:PORT"),
@@ -720,7 +736,7 @@ def test_bad_input(case, tmp_path_factory, read_only_dir):
 
 def test_the_table_covers_every_command():
     assert len(CASES) >= 60
-    assert {c.args[0] for c in CASES} >= {"train", "convert", "deploy", "benchmark", "serve"}
+    assert {c.args[0] for c in CASES} >= {"train", "convert", "deploy", "predict", "benchmark", "serve"}
 
 
 # ----------------------------------------------------------------------------------- a full disk
