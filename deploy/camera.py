@@ -18,7 +18,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edgedigits.atomic import atomic_write
+from edgedigits.atomic import atomic_write_bytes
 from edgedigits.contract import CONFIDENCE, SegmentConfig
 from edgedigits.deploy.preprocess import Digit, segment
 from edgedigits.deploy.sources import Frame
@@ -161,7 +161,10 @@ class Saver:
                 n += 1
                 name = f"{stem}-{n}.annotated.jpg"
             self.written.add(name)
-            atomic_write(self.folder / name, lambda tmp: self._imwrite(tmp, image))
+            ok, jpeg = cv2.imencode(".jpg", image)  # in memory: a full disk is then one line with the bytes needed
+            if not ok:
+                raise EdgeDigitsError(f"{self.folder / name}: OpenCV could not encode the annotated image")
+            atomic_write_bytes(self.folder / name, jpeg.tobytes())
             return
         if self.video is None:
             h, w = image.shape[:2]
@@ -180,11 +183,6 @@ class Saver:
     def _kept(self) -> str:
         video = self.folder / self.VIDEO
         return f"the previous {video} is kept" if video.exists() else "no annotated video was saved"
-
-    @staticmethod
-    def _imwrite(path: Path, image: np.ndarray) -> None:
-        if not cv2.imwrite(str(path), image):  # OpenCV says False, not why
-            raise EdgeDigitsError(f"{path}: OpenCV could not write the annotated image (disk full?)")
 
     def close(self, outcome: str = "done") -> str | None:
         """Finish the video. outcome: "done", "interrupted" (its frames are kept, the previous video

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from contextlib import ExitStack
 from pathlib import Path
 
 from edgedigits.contract import CONFIDENCE
@@ -140,6 +141,7 @@ def run_deploy(args) -> int:
     _check_deploy(args)
     import cv2
 
+    from edgedigits.atomic import folder_lock
     from edgedigits.deploy import camera, shipped_manifest
     from edgedigits.deploy.runners import from_manifest
     from edgedigits.deploy.sources import IMAGE_SUFFIXES, open_source
@@ -161,9 +163,13 @@ def run_deploy(args) -> int:
     frames = open_source(args.source, retries=args.reconnect)
     src = Path(args.source)
     is_video = not (src.is_dir() or src.suffix.lower() in IMAGE_SUFFIXES)
-    t = camera.run(frames, runner, confidence=args.confidence, smooth=args.smooth, headless=args.headless,
-                   save_dir=args.save, max_frames=args.max_frames, is_video=is_video,
-                   single=args.single)
+    with ExitStack() as held:
+        if args.save:  # a second run saving into this folder is refused while this one writes there
+            args.save.parent.mkdir(parents=True, exist_ok=True)
+            held.enter_context(folder_lock(args.save, "--save"))
+        t = camera.run(frames, runner, confidence=args.confidence, smooth=args.smooth, headless=args.headless,
+                       save_dir=args.save, max_frames=args.max_frames, is_video=is_video,
+                       single=args.single)
     say(camera.summarize(t, t["frames"], t["wall"]))
     if t.get("interrupted"):
         kept = t.get("saved") or (f"what was annotated is in {args.save}" if args.save and t["frames"] else "")

@@ -21,7 +21,7 @@ from dataclasses import asdict
 from functools import partial
 from pathlib import Path
 
-from edgedigits.atomic import atomic_folder
+from edgedigits.atomic import atomic_folder, folder_lock
 from edgedigits.contract import CONFIDENCE, PIXEL_SCALE, SegmentConfig
 from edgedigits.errors import EdgeDigitsError
 from edgedigits.formats import FORMATS, TARGETS
@@ -86,10 +86,12 @@ def build(manifest, out: Path, runtime: str = DEFAULT_RUNTIME, fmt: str | None =
         raise EdgeDigitsError(f"the web app cannot run '{fmt}'; choose one of: "
                               f"{', '.join(f.name for f in FORMATS.values() if f.web)}")
     entry = m.artifact(fmt)
-    modules = node_modules()
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_folder(out) as tmp:  # the old app stays whole until the new one takes its place
+    # a second build into this folder is refused while this one runs; the old app stays whole until the
+    # new one takes its place
+    with folder_lock(out), atomic_folder(out) as tmp:
+        modules = node_modules()
         for name in PAGE_FILES:
             shutil.copy2(WEB / name, tmp / name)
         for src, dst in files.items():

@@ -23,6 +23,14 @@ PIXEL_SCALE = 1 / 255  # x = pixel * PIXEL_SCALE, so x is in [0, 1]
 LABELS = [str(d) for d in range(10)]  # output k is the probability of LABELS[k]
 CONFIDENCE = 0.6  # below this probability a digit is shown as "?"
 
+
+def class_name(name) -> str:
+    """A class name as it is compared and stored: NFC (an 'é' typed or composed is one name), without
+    a byte-order mark or surrounding space. Wherever names are read: --labels, folders, manifests."""
+    import unicodedata
+
+    return unicodedata.normalize("NFC", str(name)).replace("\ufeff", "").strip()
+
 PREPROCESSING = {  # written into every manifest, for whoever runs the model without this package
     "input": "(N, 28, 28, 1) float32, NHWC",
     "polarity": "white digit on black background (MNIST convention)",

@@ -279,16 +279,19 @@ def table(report: dict) -> str:
 
 
 def markdown(report: dict, command: str = "") -> str:
+    """The report as Markdown: every value the user named (model, data, a failure's reason) as text."""
+    from edgedigits.markdown import code, text
+
     head = "| " + " | ".join(c for c, _ in COLUMNS) + " |\n|" + "---|" * len(COLUMNS) + "\n"
-    body = "".join("| " + " | ".join(_cells(r)) + " |\n" for r in report["rows"])
-    libs = ", ".join(f"{k} {v}" for k, v in report["libraries"].items())
-    return (f"Model `{report['model']}`, {report['digits']} digits of {report['data']}; batch-1 latency over "
+    body = "".join("| " + " | ".join(map(text, _cells(r))) + " |\n" for r in report["rows"])
+    libs = text(", ".join(f"{k} {v}" for k, v in report["libraries"].items()))
+    return (f"Model {code(report['model'])}, {report['digits']} digits of {text(report['data'])}; batch-1 latency over "
             f"{report['runs']} runs with {report['threads']} thread(s); each row in a fresh process. mem MB: "
             f"the row's runtime at its peak (import, model, runs up to batch 256), above the worker's own "
             f"resident memory before it imported the runtime (VmHWM - VmRSS, /proc/self/status).\n\n"
-            + head + body + f"\nMachine: {report['machine']['processor']}, {report['machine']['cpus']} CPUs, "
-            f"{report['machine']['platform']}. Libraries: {libs}. Generated {report['created']}"
-            + (f" by `{command}`" if command else "") + ".\n")
+            + head + body + f"\nMachine: {text(report['machine']['processor'])}, {report['machine']['cpus']} CPUs, "
+            f"{text(report['machine']['platform'])}. Libraries: {libs}. Generated {report['created']}"
+            + (f" by {code(command)}" if command else "") + ".\n")
 
 
 def plot(report: dict, path: Path) -> list:

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shlex
 import shutil
 import sys
 import time
+from contextlib import ExitStack
 from dataclasses import fields
 from pathlib import Path
 
 from edgedigits import checks
+from edgedigits.atomic import folder_lock
 from edgedigits.errors import EdgeDigitsError, Interrupted
 
 
@@ -94,10 +97,15 @@ def run_train(args) -> int:
     if args.resume:
         from dataclasses import asdict
 
-        saved = distribute.from_first(lambda: asdict(_saved_config(args.resume)), me)  # checked by process 0
-        cfg = TrainConfig(**saved)
-        cfg.command = cfg.command or command
-        _train_or_clean_up(train, cfg, args.resume, resume=True)
+        def saved_config():  # process 0, which alone writes the folder, checks it under its lock
+            if args.resume.is_dir():
+                held.enter_context(folder_lock(args.resume, "--resume"))
+            return asdict(_saved_config(args.resume))
+
+        with ExitStack() as held:
+            cfg = TrainConfig(**distribute.from_first(saved_config, me))
+            cfg.command = cfg.command or command
+            _train_or_clean_up(train, cfg, args.resume, resume=True)
         return 0
     augment = 0.0 if args.no_augment else args.augment
     cfg = TrainConfig(model=args.model, data=args.data, epochs=args.epochs or 0, batch_size=args.batch_size,
@@ -115,8 +123,16 @@ def run_train(args) -> int:
         cfg.learning_rate = args.lr if args.lr != TrainConfig.learning_rate else args.lr / 10
     out = args.out or Path("runs/train") / f"{args.model}-{time.strftime('%Y%m%d-%H%M%S')}"
 
-    def check_out():
+    created = []  # the folders made for the run folder (process 0)
+
+    def check_out():  # process 0, which alone writes the run folder, checks it under its lock
         checks.output_folder("--out", out)
+        created.extend(p for p in out.parents if not p.exists())
+        try:
+            out.parent.mkdir(parents=True, exist_ok=True)  # the lock goes beside the run folder
+        except OSError as e:
+            raise EdgeDigitsError(f"--out {out}: cannot create the folder {out.parent}: {e.strerror or e}") from None
+        held.enter_context(folder_lock(out))  # a second run into this folder is refused, not mixed with this one
         if (out / "config.json").exists():
             raise EdgeDigitsError(f"{out}: already holds a run; use --resume {out} or another --out")
         theirs = sorted(name for name in RUN_FILES if (out / name).exists())
@@ -124,8 +140,15 @@ def run_train(args) -> int:
             raise EdgeDigitsError(f"--out {out}: holds {out / theirs[0]}, which a run would replace; it is not a run "
                                   f"folder (no config.json): choose another --out, or move it away")
 
-    distribute.from_first(check_out, me)  # only process 0 writes the run folder
-    _train_or_clean_up(train, cfg, out)
+    try:
+        with ExitStack() as held:
+            distribute.from_first(check_out, me)  # only process 0 writes the run folder
+            _train_or_clean_up(train, cfg, out)
+    except BaseException:
+        for parent in created:  # empty once the run folder went
+            if parent.is_dir() and not any(parent.iterdir()):
+                parent.rmdir()
+        raise
     return 0
 
 
@@ -217,18 +240,15 @@ def _check_state(state_file: Path) -> None:
 def _train_or_clean_up(train, cfg, out: Path, resume: bool = False) -> None:
     """Train; a run that fails or is interrupted before its first checkpoint leaves nothing behind
     (so the same command can run again), one interrupted later says how to resume it."""
-    created = [p for p in [out, *out.parents] if not p.exists()]  # the folders this run makes
+    made = not out.exists()  # the run makes the folder: on failure, it goes whole
     there = {name for name in RUN_FILES if (out / name).exists()}  # never removed: this run did not write them
     checkpoint = out / "checkpoint" / "state.json"
     try:
         train(cfg, out, resume=resume)
     except BaseException as e:
         if not resume and not checkpoint.is_file():
-            if created:
+            if made:
                 shutil.rmtree(out, ignore_errors=True)
-                for parent in created[1:]:
-                    if parent.is_dir() and not any(parent.iterdir()):
-                        parent.rmdir()
             else:
                 for name in set(RUN_FILES) - there - {"checkpoint"}:
                     (out / name).unlink(missing_ok=True)
@@ -241,4 +261,7 @@ def _train_or_clean_up(train, cfg, out: Path, resume: bool = False) -> None:
             if resume:
                 raise Interrupted(f"interrupted; continue with `edgedigits train --resume {out}`") from None
             raise Interrupted("interrupted before the first epoch ended; nothing was kept") from None
+        if isinstance(e, OSError) and e.errno == errno.ENOSPC and checkpoint.is_file():
+            raise OSError(e.errno, f"{e.strerror}; {out} keeps every finished epoch: free some space and "
+                                   f"continue with `edgedigits train --resume {out}`", e.filename) from None
         raise

@@ -25,7 +25,6 @@ from __future__ import annotations
 import gzip
 import hashlib
 import os
-import unicodedata
 import warnings
 import zipfile
 import zlib
@@ -34,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgedigits.contract import class_name  # NFC, no BOM: one name however it was typed
 from edgedigits.errors import DataError
 from edgedigits.imagesize import MAX_IMAGE_PIXELS, check_image  # images in a folder: size checked from the header
 
@@ -120,12 +120,6 @@ def read_labels(path: str | os.PathLike) -> list[str]:
     except (OSError, UnicodeDecodeError) as e:
         raise DataError(f"{path}: cannot read the labels file: {e}") from None
     return check_class_names(names, path)
-
-
-def class_name(name) -> str:
-    """A class name as it is compared and stored: NFC (an 'é' typed or composed is one name), without
-    a byte-order mark or surrounding space."""
-    return unicodedata.normalize("NFC", str(name)).replace("\ufeff", "").strip()
 
 
 def check_class_names(names, where) -> list[str]:

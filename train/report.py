@@ -92,11 +92,10 @@ def library_versions(names=("edgedigits", "keras", "tensorflow", "jax", "torch",
 
 
 def _text(value) -> str:
-    """A value shown as text in a Markdown table: HTML escaped (a Markdown viewer renders HTML), and a
-    `|` escaped so that it does not end the cell."""
-    import html
+    """A value shown as text in a Markdown table (edgedigits/markdown.py)."""
+    from edgedigits.markdown import text
 
-    return html.escape(str(value), quote=True).replace("|", "\\|")
+    return text(value)
 
 
 def write_model_card(path: Path, cfg, metrics: dict) -> None:

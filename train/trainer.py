@@ -27,11 +27,12 @@ from pathlib import Path
 
 import numpy as np
 
-from edgedigits.atomic import atomic_write
+from edgedigits.atomic import atomic_write, atomic_write_bytes
 from edgedigits.contract import to_float  # (N, 28, 28) uint8 -> (N, 28, 28, 1) float32: the model's input
 from edgedigits.errors import EdgeDigitsError
 from edgedigits.train import data as D
 from edgedigits.train import distribute
+from edgedigits.train.io import save_keras
 
 
 @dataclass
@@ -125,10 +126,10 @@ class RunState:
         if self.write:
             with distribute.local_only():  # this process alone: no collective operations
                 if better:
-                    atomic_write(self.run_dir / "model.keras", lambda p: save_plain(base, p))
+                    save_keras(self.run_dir / "model.keras", lambda f: save_plain(base, f))
                 # weights first, then the state that points at them: a kill between the two loses one epoch
-                atomic_write(self.ckpt / "train.weights.h5", train_model.save_weights)
-            atomic_write(self.ckpt / "state.json", lambda p: p.write_text(json.dumps(s, indent=1)))
+                save_keras(self.ckpt / "train.weights.h5", train_model.save_weights)
+            atomic_write_bytes(self.ckpt / "state.json", json.dumps(s, indent=1).encode())
             write_history(self.run_dir / "history.csv", s["history"])
         if self.until and row["val_accuracy"] * 100 >= self.until:
             if self.write:
@@ -142,7 +143,7 @@ class RunState:
             train_model.stop_training = True
 
 
-def save_plain(model, path: Path) -> None:
+def save_plain(model, path) -> None:
     """Save in float32 whatever policy trained it, so converters see a plain float32 graph."""
     import keras
 
@@ -255,7 +256,7 @@ def train(cfg: TrainConfig, run_dir: Path, resume: bool = False, say=print) -> d
 
     if cluster.first:
         run_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write(run_dir / "config.json", lambda p: p.write_text(json.dumps(asdict(cfg), indent=1)))
+        atomic_write_bytes(run_dir / "config.json", json.dumps(asdict(cfg), indent=1).encode())
 
     steps = int(np.ceil(len(my_train) / batch)) * cfg.epochs
     train_model = compiled_model(cfg, steps, peak_lr)
@@ -388,7 +389,7 @@ def finish(cfg: TrainConfig, run_dir: Path, state: dict, ds: D.Dataset, val_d: D
         metrics["test_accuracy"] = float(np.mean(predict(best, ds.test.images) == ds.test.labels))
         metrics["test_digits"] = len(ds.test)
         metrics["test_source"] = ds.test.source
-    atomic_write(run_dir / "metrics.json", lambda p: p.write_text(json.dumps(metrics, indent=1)))
+    atomic_write_bytes(run_dir / "metrics.json", json.dumps(metrics, indent=1).encode())
     report.plot_curves(state["history"], run_dir / "curves.png", title=f"{cfg.model}: {cfg.data_source}")
     report.plot_confusion(val_d.labels, val_pred, run_dir / "confusion.png",
                           title=f"{cfg.model}, validation split ({len(val_d)} digits)")
