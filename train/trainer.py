@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from edgedigits.atomic import atomic_write
-from edgedigits.contract import to_float  # (N, 28, 28) uint8 -> (N, 28, 28, 1) float32: the model's input
+from edgedigits.contract import INPUT_SHAPE, to_float  # (N, 28, 28) uint8 -> (N, 28, 28, 1) float32: the model's input
 from edgedigits.errors import EdgeDigitsError
 from edgedigits.train import data as D
 from edgedigits.train import distribute
@@ -329,7 +329,7 @@ def compiled_model(cfg: TrainConfig, steps: int, peak_lr: float):
         model = load_keras_model(cfg.init_from)
     else:
         model = build(cfg.model)
-    inputs = keras.Input((28, 28, 1), name="digits")
+    inputs = keras.Input(INPUT_SHAPE, name="digits")
     x = build_augmenter(cfg.seed, float(cfg.augment))(inputs) if cfg.augment else inputs
     train_model = keras.Model(inputs, model(x), name="trainer")
     schedule = keras.optimizers.schedules.CosineDecay(
