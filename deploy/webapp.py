@@ -29,7 +29,8 @@ from edgedigits.deploy.runners import VERIFIER, VERIFIER_FILES
 from edgedigits.manifest import Manifest, load_manifest
 
 WEB = Path(__file__).with_name("web")
-PAGE_FILES = ("index.html", "app.js", "preprocess.js", "group.js", "sw.js", "style.css", "app.webmanifest")
+PAGE_FILES = ("index.html", "app.js", "preprocess.js", "group.js", "crops.js", "sw.js", "style.css",
+              "app.webmanifest")
 # runtime -> (model file name in the app, {node_modules path: app path}). Which formats it runs, and
 # which by default, is the format table's word (edgedigits.formats: `web`, `default_for`).
 # ONNX Runtime Web runs the int8 QDQ model on WebAssembly (SIMD, one thread: no cross-origin isolation
