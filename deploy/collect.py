@@ -52,7 +52,11 @@ class Collector:
         for d, probs in zip(rec.digits, rec.probs):
             x, y, w, h = d.box
             folder = self.folder / self.labels[int(np.argmax(probs))]
-            folder.mkdir(parents=True, exist_ok=True)
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise EdgeDigitsError(f"{folder}: cannot make the folder for collected digits: "
+                                      f"{e.strerror or e}") from None
             self._write(folder, f"{stem}_f{frame.index:06d}_x{x}_y{y}_w{w}_h{h}", d.image)
 
     def _write(self, folder: Path, name: str, image: np.ndarray) -> Path:

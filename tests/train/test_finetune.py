@@ -109,8 +109,16 @@ def test_collect_fine_tune_and_read_a_new_handwriting(tmp_path, mnist_dir, sampl
     # 4. read the held-apart frames with both models, through the same camera pipeline
     before = _accuracy(_keras_runner(SHIPPED / "standard.keras"), tmp_path / "held", held)
     after = _accuracy(_keras_runner(run / "model.keras"), tmp_path / "held", held)
+    # 5. convert and deploy as usual: the int8 model a device runs, against the shipped one
+    from edgedigits.deploy.runners import from_manifest
+
+    code, out, err = run_cli("convert", str(run / "model.keras"), "--out", str(tmp_path / "mine"),
+                             "--formats", "tflite_int8", "--data", str(mnist_dir))
+    assert code == 0, out + err
+    before_int8 = _accuracy(from_manifest(SHIPPED, "cpu"), tmp_path / "held", held)
+    after_int8 = _accuracy(from_manifest(tmp_path / "mine", "cpu"), tmp_path / "held", held)
     print(f"\ncollected {len(files)} digits ({moved} misreads moved); fine-tuned in {seconds:.0f} s; "
-          f"held-apart frames: {before:.1%} -> {after:.1%}; MNIST test: {before_mnist:.2%} -> "
-          f"{metrics['test_accuracy']:.2%} ({metrics['test_digits']} digits)")
-    assert after - before >= 0.05, (before, after)
+          f"held-apart frames: Keras {before:.1%} -> {after:.1%}, int8 {before_int8:.1%} -> {after_int8:.1%}; "
+          f"MNIST test: {before_mnist:.2%} -> {metrics['test_accuracy']:.2%} ({metrics['test_digits']} digits)")
+    assert after - before >= 0.05 and after_int8 - before_int8 >= 0.05, (before, after, before_int8, after_int8)
     assert metrics["test_digits"] == 10_000 and metrics["test_accuracy"] >= before_mnist - 0.001, metrics
