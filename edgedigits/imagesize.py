@@ -2,10 +2,10 @@
 
 A 380-byte JPEG may claim 60000x60000 pixels, and decoding it would ask for 10 GB; a PNG of a few
 KiB may be a decompression bomb. `check_image(path)` reads at most the first 64 KiB of the file and
-refuses one larger than MAX_IMAGE_PIXELS. deploy (sources.py), `benchmark photos`, `predict` and
-`train` (image folders) call it before OpenCV or Pillow decode a file; OPENCV_IO_MAX_IMAGE_PIXELS,
-set by the command before OpenCV is imported, is the second guard, for the formats read here by
-nobody (TIFF).
+refuses one larger than MAX_IMAGE_PIXELS. images.read_image, the one reader (deploy's sources,
+`benchmark photos`, `predict` and `train`'s image folders), calls it before OpenCV decodes a file;
+OPENCV_IO_MAX_IMAGE_PIXELS, set before OpenCV is imported, is the second guard, for the formats read
+here by nobody (TIFF).
 
 Standard library only: deploy imports this on devices.
 """
