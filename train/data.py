@@ -33,6 +33,7 @@ import numpy as np
 
 from edgedigits.contract import DIGIT_SHAPE, LABELS
 from edgedigits.errors import DataError
+# the IDX reader, also as this module's names (train/mnist.py, train/negatives.py and the tests use them)
 from edgedigits.idx import (IMAGE_MAGIC, LABEL_MAGIC, MAX_IDX_ITEMS, TEST_IMAGES, TEST_LABELS,  # noqa: F401
                             TRAIN_IMAGES, TRAIN_LABELS, check_labels, idx_file, load_idx, parse_idx)
 from edgedigits.images import IMAGE_SUFFIXES, is_image, read_digit  # the one reader and digit normalization
