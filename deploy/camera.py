@@ -225,8 +225,9 @@ def summarize(timings: dict, frames: int, wall_s: float) -> str:
 
 def run(frames, runner, *, confidence: float = CONFIDENCE, smooth: float = 0.0, headless: bool = False,
         save_dir: Path | None = None, max_frames: int = 0, is_video: bool = True,
-        out=sys.stdout, seg: SegmentConfig = SegmentConfig(), single: bool = False) -> dict:
-    """Run the pipeline over a frame source; returns the timings (seconds per stage per frame)."""
+        out=sys.stdout, seg: SegmentConfig = SegmentConfig(), single: bool = False, collect=None) -> dict:
+    """Run the pipeline over a frame source; returns the timings (seconds per stage per frame).
+    collect: called with each frame and its Recognition (collect.Collector writes the digits read)."""
     timings = {s: [] for s in STAGES}
     smoother = Smoother(smooth) if smooth > 0 else None
     show = not headless and has_display()
@@ -243,6 +244,8 @@ def run(frames, runner, *, confidence: float = CONFIDENCE, smooth: float = 0.0, 
             rec = recognize(frame.image, runner, confidence, seg, smoother, timings, single)
             timings["capture"].append(frame.capture_s)
             timings["total"].append(frame.capture_s + time.perf_counter() - t0)
+            if collect:
+                collect(frame, rec)
             n += 1
             fps = (len(done) - 1) / (done[-1] - done[0]) if len(done) > 1 else None
             if headless or not show:

@@ -18,6 +18,7 @@ def register(make, sub) -> None:
           edgedigits deploy --source photos/ --save annotated/
           edgedigits deploy --source crops/ --single --headless   # each image is one digit (a crop)
           edgedigits deploy --source video.mp4 --headless --smooth 0.5
+          edgedigits deploy --source 0 --collect my_digits/     # keep every digit read, to fine-tune on
           edgedigits deploy --source rtsp://192.168.1.20/stream
           edgedigits deploy --manifest out/standard --target edgetpu --fallback cpu
           edgedigits deploy --target web --out webapp/ && edgedigits serve webapp/   # on the phone
@@ -50,6 +51,9 @@ def register(make, sub) -> None:
                    help="each image or frame is one digit (a crop): all its ink is read as that digit")
     p.add_argument("--headless", action="store_true", help="print JSON lines instead of opening a window")
     p.add_argument("--save", type=Path, metavar="DIR", help="write annotated images or video here")
+    p.add_argument("--collect", type=Path, metavar="DIR",
+                   help="write every digit read, as the model saw it (28x28 PNG), to DIR/<label>/, named by its "
+                        "frame and box; fix misreads by moving files, then `train --data DIR --from MODEL`")
     p.add_argument("--reconnect", type=int, default=3, help="cameras and streams: reconnection attempts (in all) when frames stop coming")
     p.add_argument("--max-frames", type=int, default=0, help="stop after this many frames (0: until the source ends)")
     p.set_defaults(run=run_deploy)
@@ -131,7 +135,14 @@ def _check_deploy(args) -> None:
             raise EdgeDigitsError(f"--out {args.out}: holds files and is not a built web app; it would be "
                                   f"replaced whole: choose a new or empty folder")
     checks.output_folder("--save", args.save)
+    checks.output_folder("--collect", args.collect)
     source = Path(args.source)
+    if args.collect and args.target == "web":
+        raise EdgeDigitsError("--collect: the web app saves its digits with its 'Save crops' button; "
+                              "--collect works with --target cpu, onnx or edgetpu")
+    if args.collect and source.is_dir() and args.collect.resolve() == source.resolve():
+        raise EdgeDigitsError(f"--collect {args.collect}: the folder of the source images; collect into "
+                              f"another folder")
     if args.save and source.is_dir() and args.save.resolve() == source.resolve():
         raise EdgeDigitsError(f"--save {args.save}: the folder of the source images; annotated images would "
                               f"replace or join them: choose another folder")
@@ -163,14 +174,21 @@ def run_deploy(args) -> int:
     frames = open_source(args.source, retries=args.reconnect)
     src = Path(args.source)
     is_video = not (src.is_dir() or src.suffix.lower() in IMAGE_SUFFIXES)
+    collect = None
+    if args.collect:
+        from edgedigits.deploy.collect import Collector
+
+        collect = Collector(args.collect, runner.labels)
     with ExitStack() as held:
         if args.save:  # a second run saving into this folder is refused while this one writes there
             args.save.parent.mkdir(parents=True, exist_ok=True)
             held.enter_context(folder_lock(args.save, "--save"))
         t = camera.run(frames, runner, confidence=args.confidence, smooth=args.smooth, headless=args.headless,
                        save_dir=args.save, max_frames=args.max_frames, is_video=is_video,
-                       single=args.single)
+                       single=args.single, collect=collect)
     say(camera.summarize(t, t["frames"], t["wall"]))
+    if collect:
+        say(f"collected {collect.written} digits into {args.collect}/<label>/")
     if t.get("interrupted"):
         kept = t.get("saved") or (f"what was annotated is in {args.save}" if args.save and t["frames"] else "")
         raise Interrupted(f"interrupted after {t['frames']} frames" + (f"; {kept}" if kept else ""))

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgedigits.contract import check_digits, dequantize, quantize, to_float
+from edgedigits.contract import LABELS, check_digits, dequantize, quantize, to_float
 from edgedigits.errors import EdgeDigitsError
 from edgedigits.formats import FORMATS, TARGETS
 from edgedigits.manifest import Manifest, load_manifest
@@ -239,7 +239,7 @@ def _no_verifier(runner):
 
 def attach_verifier(runner, labels, threads: int = 1):
     """Give a digit model's runner the verifier (runner.verify); a model of other classes gets none."""
-    if [str(v) for v in labels] == [str(d) for d in range(10)]:
+    if [str(v) for v in labels] == LABELS:
         runner.verify = Verifier(runner.name if runner.name == "onnxruntime" else "litert", threads)
     else:
         runner.verify = None

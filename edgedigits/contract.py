@@ -35,8 +35,11 @@ PREPROCESSING = {  # written into every manifest, for whoever runs the model wit
     "input": "(N, 28, 28, 1) float32, NHWC",
     "polarity": "white digit on black background (MNIST convention)",
     "scale": "x = pixel / 255, so x is in [0, 1]",
-    "digit_box": "the digit's bounding box scaled to fit 20x20 keeping its aspect ratio, "
-                 "placed in 28x28 by its centre of mass",
+    "digit_box": "the digit's ink cropped, its stroke width brought to MNIST's (SegmentConfig.stroke_target "
+                 "pixels once in 20x20), "
+                 "scaled to fit 20x20 keeping its aspect ratio, its brightest ink made 255, placed in 28x28 by "
+                 "its centre of mass; an image of exactly 28x28 is a model input already and is taken as it is "
+                 "(edgedigits/images.py: to_digit, the camera pipeline's to_mnist)",
     "quantized_input": "int8/uint8 models take q = round(x / scale) + zero_point from inputs[0].quantization",
 }
 

@@ -2,11 +2,12 @@
 
 A 380-byte JPEG may claim 60000x60000 pixels, and decoding it would ask for 10 GB; a PNG of a few
 KiB may be a decompression bomb. `check_image(path)` reads at most the first 64 KiB of the file (and a
-TIFF's first directory, wherever it lies) and refuses one larger than MAX_IMAGE_PIXELS. deploy (sources.py), `benchmark photos`, `predict` and
-`train` (image folders) call it before OpenCV or Pillow decode a file. It knows every format OpenCV
-reads: PNG, JPEG, BMP, WebP, GIF, PBM/PGM/PPM/PAM/PFM, TIFF and BigTIFF, JPEG 2000, Sun raster,
-Radiance HDR, OpenEXR, AVIF. OPENCV_IO_MAX_IMAGE_PIXELS, set by the command before OpenCV is imported,
-is the second guard, for a header this cannot parse.
+TIFF's first directory, wherever it lies) and refuses one larger than MAX_IMAGE_PIXELS.
+images.read_image, the one reader (deploy's sources, `benchmark photos`, `predict` and `train`'s image
+folders), calls it before OpenCV decodes a file. It knows every format OpenCV reads: PNG, JPEG, BMP,
+WebP, GIF, PBM/PGM/PPM/PAM/PFM, TIFF and BigTIFF, JPEG 2000, Sun raster, Radiance HDR, OpenEXR, AVIF.
+OPENCV_IO_MAX_IMAGE_PIXELS, set by the command before OpenCV is imported, is the second guard, for a
+header this cannot parse.
 
 Standard library only: deploy imports this on devices.
 """
@@ -15,7 +16,6 @@ from __future__ import annotations
 
 import os
 import struct
-from pathlib import Path
 
 from edgedigits.errors import DataError
 

@@ -111,7 +111,7 @@ def worker(spec: dict) -> dict:
         lat.append(time.perf_counter() - t0)
     throughput = {}
     for b in spec["batches"]:
-        xb = x[:b] if len(x) >= b else np.resize(x, (b, 28, 28))
+        xb = x[:b] if len(x) >= b else np.resize(x, (b, *x.shape[1:]))
         run(xb)  # warm-up at this size (a resize for LiteRT)
         reps = max(3, 2000 // b)
         t0 = time.perf_counter()

@@ -213,7 +213,7 @@ def _check_benchmark(args) -> dict | None:
         if model:
             inputs.update(checks.model_files(model))
     if args.folder and args.folder.is_dir():
-        from edgedigits.deploy.sources import IMAGE_SUFFIXES
+        from edgedigits.images import IMAGE_SUFFIXES
 
         inputs[args.folder / "labels.csv"] = "the photos' labels"
         inputs.update({p: "a photo" for p in args.folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES})

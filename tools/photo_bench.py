@@ -103,7 +103,7 @@ def photo_benchmark(folder: Path, manifest: Path, target: str = "cpu", threads: 
 
     from edgedigits.deploy import camera
     from edgedigits.deploy.runners import from_manifest
-    from edgedigits.deploy.sources import read_image
+    from edgedigits.images import read_image
 
     folder = Path(folder)
     rows = read_labels(folder)

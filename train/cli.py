@@ -28,7 +28,7 @@ def add_train(make, sub) -> None:
         examples:
           edgedigits train                               # 'standard' on full MNIST (or the bundled sample offline)
           edgedigits train --model tiny --epochs 20
-          edgedigits train --data my_digits/ --from runs/train/standard-x/model.keras --epochs 5
+          edgedigits train --data my_digits/ --from deploy/models/standard --epochs 3 --mix mnist   # your handwriting
           edgedigits train --resume runs/train/standard-20261127-101500   # after a crash or Ctrl-C
           edgedigits train --backend jax                 # every GPU of this machine, data parallel
 
@@ -63,7 +63,12 @@ def add_train(make, sub) -> None:
     p.add_argument("--no-augment", action="store_true", help="train without augmentation (--augment 0)")
     p.add_argument("--labels", type=Path, metavar="FILE",
                    help="class names, one per line in output order (default: the data's own, else 0..9)")
-    p.add_argument("--from", dest="init_from", metavar="MODEL.keras", help="fine-tune this model instead of a new one")
+    p.add_argument("--from", dest="init_from", metavar="MODEL",
+                   help="fine-tune this model instead of a new one: a .keras file, or a manifest (or its folder) "
+                        "from `edgedigits convert`, whose source .keras lies beside it")
+    p.add_argument("--mix", metavar="DATA",
+                   help="fine-tuning on a folder of your digits (--from): the data mixed in so nothing is forgotten "
+                        "(default: auto, MNIST or the bundled sample; none: your digits alone)")
     p.add_argument("--backend", choices=["tensorflow", "jax", "torch"], help="Keras backend (default: $KERAS_BACKEND, else one that sees a GPU)")
     p.add_argument("--devices", type=int, metavar="N",
                    help="data parallel on N devices of this machine (JAX backend; default: every one JAX sees)")
@@ -108,10 +113,13 @@ def run_train(args) -> int:
             _train_or_clean_up(train, cfg, args.resume, resume=True)
         return 0
     augment = 0.0 if args.no_augment else args.augment
+    init_from = model_file(args.init_from) if args.init_from else ""
+    mix = args.mix or ("auto" if init_from and _image_folder(args.data) else "")
     cfg = TrainConfig(model=args.model, data=args.data, epochs=args.epochs or 0, batch_size=args.batch_size,
                       learning_rate=args.lr, patience=args.patience, val_fraction=args.val_fraction,
                       seed=args.seed, limit=args.limit, augment=augment, devices=args.devices or 0,
-                      init_from=str(args.init_from or ""), backend=args.backend or "", command=command)
+                      init_from=str(init_from), mix="" if mix == "none" else mix, backend=args.backend or "",
+                      command=command)
     if args.epochs is not None and args.epochs < 1:
         raise EdgeDigitsError(f"--epochs {args.epochs}: must be at least 1")
     _check(cfg, lambda name: OPTIONS[name])
@@ -152,6 +160,30 @@ def run_train(args) -> int:
     return 0
 
 
+def model_file(spec: str) -> Path:
+    """--from: a .keras file, or a manifest (or its folder) whose source .keras lies beside it."""
+    from edgedigits.manifest import load_manifest, sha256_file
+
+    path = Path(spec)
+    if not (path.is_dir() or path.name == "manifest.json"):
+        return path  # checked with the other options (_check)
+    m = load_manifest(path, verify_files=False)
+    source = m.folder / m.data["source"]["file"]
+    if not source.is_file():
+        raise EdgeDigitsError(f"--from {spec}: the manifest's source model {source.name} is not beside it; "
+                              f"give the .keras file it was converted from")
+    if sha256_file(source) != m.data["source"]["sha256"]:
+        raise EdgeDigitsError(f"--from {spec}: {source} differs from the model the manifest was converted from "
+                              f"(SHA-256); give the .keras file you mean")
+    return source
+
+
+def _image_folder(data: str) -> bool:
+    """A folder of a user's own images (not an IDX folder): what --from fine-tunes on, mixed with MNIST."""
+    path = Path(data)
+    return path.is_dir() and not any(path.glob("train-images-idx3-ubyte*"))
+
+
 # what a run writes into its folder (trainer.py); a folder holding any of them without config.json is refused
 RUN_FILES = ("config.json", "history.csv", "model.keras", "checkpoint", "metrics.json", "curves.png",
              "confusion.png", "model_card.md")
@@ -159,7 +191,7 @@ RUN_FILES = ("config.json", "history.csv", "model.keras", "checkpoint", "metrics
 # TrainConfig field -> the option that sets it, for messages
 OPTIONS = {"batch_size": "--batch-size", "learning_rate": "--lr", "patience": "--patience", "limit": "--limit",
            "seed": "--seed", "augment": "--augment", "val_fraction": "--val-fraction", "epochs": "--epochs",
-           "init_from": "--from", "model": "--model"}
+           "init_from": "--from", "model": "--model", "mix": "--mix"}
 
 
 def _check(cfg, name) -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Callable
 
 from edgedigits.atomic import atomic_write_bytes
+from edgedigits.contract import INPUT_SHAPE, LABELS
 from edgedigits.errors import EdgeDigitsError
 
 
@@ -56,7 +57,7 @@ def load_keras_model(path: str | Path):
         raise EdgeDigitsError(f"{path}: cannot load as a Keras model: {_why(e)}") from None
     inputs, outputs = getattr(model, "inputs", None) or [], getattr(model, "outputs", None) or []
     shapes = [tuple(t.shape) for t in inputs], [tuple(t.shape) for t in outputs]
-    if [s[1:] for s in shapes[0]] != [(28, 28, 1)] or [s[1:] for s in shapes[1]] != [(10,)]:  # the contract
+    if [s[1:] for s in shapes[0]] != [INPUT_SHAPE] or [s[1:] for s in shapes[1]] != [(len(LABELS),)]:  # the contract
         raise EdgeDigitsError(f"{path}: not a digit model: inputs {shapes[0]}, outputs {shapes[1]}; expected "
                               f"one (N, 28, 28, 1) input and one (N, 10) output")
     return model

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from edgedigits.atomic import atomic_write
+from edgedigits.contract import LABELS
 
 
 def _pyplot():
@@ -100,7 +101,7 @@ def _text(value) -> str:
 
 def write_model_card(path: Path, cfg, metrics: dict) -> None:
     versions = ", ".join(f"{k} {v}" for k, v in library_versions().items())
-    names = getattr(cfg, "labels", None) or [str(d) for d in range(10)]
+    names = getattr(cfg, "labels", None) or LABELS
     # names and paths come from the user (--labels, folder names): as text, never as HTML or Markdown
     names = [_text(n) for n in names]
     classes = ", ".join(f"{i}: {n}" if n != str(i) else n for i, n in enumerate(names))

@@ -24,9 +24,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edgedigits.contract import to_float
+from edgedigits.contract import INPUT_SHAPE, to_float
 
-INPUT = (28, 28, 1)
+INPUT = INPUT_SHAPE
 
 
 def build_verifier():
