@@ -401,7 +401,7 @@ def _single_box(boxes: list[list[int]]) -> list[tuple[int, int, int, int]]:
 def segment(frame: np.ndarray, cfg: SegmentConfig = SegmentConfig(), single: bool = False, verify=None,
             candidates: bool = False) -> list[Digit]:
     """All digits of a frame, in reading order, each as a (28, 28) MNIST-style image. With `single`, the
-    whole image is one digit.
+    whole image is one digit; a 28x28 image is one digit taken as it is (inverted if dark on light).
 
     With `verify` (a function (N, 28, 28) uint8 -> (N,) probability that each is a digit: the digit
     verifier), pieces are grouped and split by what the verifier reads best, pieces that no grouping
@@ -409,6 +409,8 @@ def segment(frame: np.ndarray, cfg: SegmentConfig = SegmentConfig(), single: boo
     geometric rules alone decide (the web app's pipeline, kept in step with preprocess.js).
     With `candidates`, every candidate group the verifier would score is returned instead (training data)."""
     gray = to_gray(frame)
+    if gray.shape == (28, 28):  # already a model input (an MNIST digit, a crop --collect wrote): as it is
+        return [Digit((0, 0, 28, 28), (255 - gray if gray.mean() > 127 else gray).astype(np.uint8))]
     single = single or max(gray.shape) <= cfg.single_side
     f = -(-max(gray.shape) // cfg.max_side)  # the smallest whole factor that fits max_side
     small = _shrink(gray, f)

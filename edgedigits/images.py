@@ -57,10 +57,7 @@ def to_digit(image: np.ndarray) -> np.ndarray:
     uint8, white on black (see the module's docstring). A blank image is a blank digit."""
     from edgedigits.deploy.preprocess import segment, to_gray  # the camera pipeline's normalization
 
-    gray = to_gray(np.asarray(image))
-    if gray.shape == DIGIT_SHAPE:  # already a model input
-        return (255 - gray if gray.mean() > 127 else gray).astype(np.uint8)
-    found = segment(gray, single=True)
+    found = segment(to_gray(np.asarray(image)), single=True)  # a 28x28 image is taken as it is
     return found[0].image if found else np.zeros(DIGIT_SHAPE, np.uint8)
 
 
