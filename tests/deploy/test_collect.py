@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from edgedigits.deploy.preprocess import segment
+from edgedigits.deploy.runners import Verifier
 from edgedigits.tools import browser as B
 from edgedigits.tools.scenes import SceneConfig, make_scene
 from tests.conftest import run_cli
@@ -37,6 +38,7 @@ def test_collect_writes_each_digit_as_the_model_saw_it(frames, tmp_path):
     lines = [json.loads(ln) for ln in out.splitlines()]
     read = [(ln["source"], ln["frame"], d) for ln in lines for d in ln["digits"]]
     files = sorted(crops.glob("*/*.png"))
+    verifier = Verifier("litert")  # the CPU target's
     assert len(files) == len(read) >= 8 and f"collected {len(files)} digits into {crops}" in err
     for source, index, d in read:
         x, y, w, h = d["box"]
@@ -45,7 +47,7 @@ def test_collect_writes_each_digit_as_the_model_saw_it(frames, tmp_path):
         hits = list(crops.glob(f"{label or '*'}/{stem}_f{index:06d}_x{x}_y{y}_w{w}_h{h}.png"))
         assert len(hits) == 1, (source, d)
         # byte for byte the digit the model was given
-        digits = segment(cv2.imread(source))
+        digits = segment(cv2.imread(source), verify=verifier)  # as deploy segments: with the verifier
         image = next(g.image for g in digits if list(g.box) == d["box"])
         np.testing.assert_array_equal(cv2.imread(str(hits[0]), cv2.IMREAD_UNCHANGED), image)
 

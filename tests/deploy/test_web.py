@@ -168,9 +168,9 @@ def test_the_app_reads_real_photos(app, app_photos):
     ok = {folder: sum(read[rel] == label for rel, label in app_photos if f"/{folder}/" in rel)
           for folder in ("single", "multi", "pages", "nodigits")}
     misread = {rel: (label, read[rel]) for rel, label in app_photos if read[rel] != label}
-    # measured 53/54 and 3/3 (the miss: a closed-top 4 read as 9); floors a little below. The geometric
-    # pipeline (the default) reads 11/14 pages and invents digits in photos with no digit
-    assert ok["single"] >= 52 and ok["multi"] >= 3 and ok["pages"] >= 10, (ok, misread)
+    # measured 53/54, 2/3 (the browser's own JPEG decoder and its 1600 px canvas; Python reads 3/3),
+    # 13/14, and 20 of the 23 photos with no digit read as nothing; floors a little below
+    assert ok["single"] >= 52 and ok["multi"] >= 2 and ok["pages"] >= 12 and ok["nodigits"] >= 19, (ok, misread)
 
 
 @pytest.mark.parametrize("width,height", [(390, 844), (480, 800), (1024, 768), (1440, 900)])
