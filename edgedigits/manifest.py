@@ -150,6 +150,21 @@ def validate(data: dict, where: Path | str) -> None:
             plain_name(a["file"], f"{where}: artifacts[{i}] ({a['format']})")
 
 
+# keys older manifests wrote under other names: old -> new, in an artifact's `details`
+RENAMED_DETAILS = {"ops_on_edgetpu": "estimated_ops_on_edgetpu", "ops_on_cpu": "estimated_ops_on_cpu"}
+
+
+def _upgrade(data: dict) -> dict:
+    """An older manifest read as a current one: manifests written before the Edge TPU report's op counts
+    were labelled an estimate stored them under the compiler's names (whose figures are in details.compiler)."""
+    for a in data["artifacts"]:
+        details = a.get("details") or {}
+        for old, new in RENAMED_DETAILS.items():
+            if old in details and new not in details:
+                details[new] = details.pop(old)
+    return data
+
+
 def load_manifest(path: str | os.PathLike, verify_files: bool = True) -> Manifest:
     """Read and validate a manifest (a file, or the folder holding manifest.json)."""
     path = Path(path)
@@ -168,7 +183,7 @@ def load_manifest(path: str | os.PathLike, verify_files: bool = True) -> Manifes
     except OSError as e:
         raise ManifestError(f"{path}: cannot read: {e.strerror or e}") from None
     validate(data, path)
-    m = Manifest(path, data)
+    m = Manifest(path, _upgrade(data))
     if verify_files:
         for a in m.artifacts:
             if not a.get("file"):
