@@ -21,7 +21,7 @@ const rint = (v) => { const f = Math.floor(v); const d = v - f; return d > 0.5 |
 const sat = (v) => (v < 0 ? 0 : v > 255 ? 255 : v);
 
 // cv2.cvtColor(RGBA -> GRAY): Y = 0.299 R + 0.587 G + 0.114 B in OpenCV 5's 15-bit fixed point (OpenCV 4's
-// 14-bit weights differ by one grey level on about 0.1% of colours)
+// 14-bit weights differ by one grey level on 0.25% of random colours)
 export function toGray(rgba, w, h) {
   const out = img(w, h);
   for (let i = 0, j = 0; i < w * h; i++, j += 4) {
@@ -110,7 +110,7 @@ function enlargeArea(src, dw, dh) {
   }
   for (let dy = 0; dy < dh; dy++) {
     const r0 = yi[dy] * dw, r1 = Math.min(yi[dy] + 1, src.h - 1) * dw, b0 = yb0[dy], b1 = yb1[dy];
-    for (let dx = 0; dx < dw; dx++) {  // as OpenCV's vector code rounds it (its scalar tail differs)
+    for (let dx = 0; dx < dw; dx++) {  // rounded as OpenCV's vector code does: cv2.resize's own results
       out.data[dy * dw + dx] = sat(((((rows[r0 + dx] >> 4) * b0) >> 16) + (((rows[r1 + dx] >> 4) * b1) >> 16) + 2) >> 2);
     }
   }
@@ -214,7 +214,8 @@ function ellipseSpans(r) {
 
 // cv2.dilate with the ellipse; with erode, cv2.erode with BORDER_CONSTANT 0 (outside is background).
 // The ellipse is rows of centred spans: a running maximum along each row per span width, then the
-// maximum over the ellipse's rows, O(pixels x r) (a digit thickened by r = 18 in a large photo: 0.1 s)
+// maximum over the ellipse's rows: O(pixels x r), not O(pixels x r^2) (a 1600x1200 frame read by
+// tests/deploy/test_web_parity.py: 312 s -> 11 s in Node)
 function dilateEllipse(src, r, erode = false) {
   const { w, h } = src, spans = ellipseSpans(r), pad = erode ? 255 : 0;  // eroding = dilating the inverse
   const data = erode ? src.data.map((v) => 255 - v) : src.data, out = new Uint8Array(w * h), byWidth = new Map();
