@@ -16,7 +16,6 @@ from pathlib import Path
 
 import numpy as np
 
-from edgedigits import __version__
 from edgedigits.convert import export as X
 from edgedigits.formats import Format, resolve
 from edgedigits.contract import LABELS, PREPROCESSING, to_float  # the input contract, shared by every stage
@@ -325,8 +324,7 @@ def _convert_into(out: Path, model, model_path: Path, formats, cfg: ConvertConfi
 
             say(explain_int8(ctx, out / f"{name}.int8-layers.csv"))
 
-    manifest = write_manifest(out, {
-        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "edgedigits_version": __version__,
+    manifest = write_manifest(out, {  # the manifest module adds the schema, the time and the version
         "labels": labels, "preprocessing": PREPROCESSING,
         "source": {"file": source.name, "sha256": sha256_file(source), "model": name,
                    "parameters": int(model.count_params()),

@@ -93,8 +93,14 @@ def inside(folder: Path, name: str, where) -> Path:
 
 
 def write_manifest(folder: Path, data: dict) -> Path:
-    """Write atomically; every file an entry names must exist, so a manifest never points at nothing."""
-    data = {"schema": SCHEMA, "schema_version": SCHEMA_VERSION, **data}
+    """Write atomically; every file an entry names must exist, so a manifest never points at nothing.
+    The one writer of manifest.json: it adds the schema, the time of writing and edgedigits' version."""
+    import time
+
+    from edgedigits import __version__
+
+    data = {"schema": SCHEMA, "schema_version": SCHEMA_VERSION,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "edgedigits_version": __version__, **data}
     for a in data["artifacts"]:
         if a.get("file") and not (folder / a["file"]).is_file():
             raise ManifestError(f"{folder / a['file']}: missing; refusing to write a manifest that names it")
