@@ -73,7 +73,7 @@ ship:
 # The digit verifier of the camera pipeline (train/verifier.py): generated data, trained on the CPU in about
 # 15 minutes on 2 cores, epoch chosen on the validation split; its files shipped in deploy/models/verifier.
 verifier: setup
-	$(BIN)/python -m edgedigits.train.verifier --data $(MNIST) --out runs/verifier --epochs 8
+	$(BIN)/python -m edgedigits.train.verifier --data $(MNIST) --out runs/verifier
 	mkdir -p deploy/models/verifier
 	cp runs/verifier/verifier.int8.tflite runs/verifier/verifier.fp32.onnx runs/verifier/verifier.json deploy/models/verifier/
 

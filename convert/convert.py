@@ -21,7 +21,7 @@ from edgedigits.formats import Format, resolve
 from edgedigits.contract import LABELS, PREPROCESSING, to_float  # the input contract, shared by every stage
 from edgedigits.manifest import NAME, load_manifest, sha256_file, write_manifest
 from edgedigits.deploy.runners import open_runner  # each artifact is checked by the runner a device uses
-from edgedigits.atomic import atomic_folder, atomic_write, folder_lock
+from edgedigits.atomic import atomic_folder, atomic_write, folder_lock, is_disk_full
 from edgedigits.errors import EdgeDigitsError
 
 
@@ -309,6 +309,8 @@ def _convert_into(out: Path, model, model_path: Path, formats, cfg: ConvertConfi
             except EdgeDigitsError as e:
                 entry.update(status="export_failed", reason=str(e), file=None)
             except Exception as e:  # a converter's own failure: recorded in the row, the others go on
+                if is_disk_full(e):  # not the converter's: the whole conversion stops, the earlier one kept
+                    raise
                 entry.update(status="export_failed", reason=f"{type(e).__name__}: {X.first_line(e)}", file=None)
             else:
                 ctx.artifacts[f.name] = path

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from edgedigits.atomic import atomic_write
+from edgedigits.contract import INPUT_SHAPE, LABELS
 from edgedigits.errors import EdgeDigitsError
 from edgedigits.quiet import filtered_stderr
 
@@ -41,7 +42,7 @@ class ExportContext:
 
             path = self.workdir / f"saved_model_b{batch or 'N'}"
             self.model.export(str(path), format="tf_saved_model", verbose=False,
-                              input_signature=[keras.InputSpec(shape=(batch, 28, 28, 1), dtype="float32")])
+                              input_signature=[keras.InputSpec(shape=(batch, *INPUT_SHAPE), dtype="float32")])
             self._saved[batch] = str(path)
         return self._saved[batch]
 
@@ -93,7 +94,7 @@ def _write(out: Path, data: bytes, ctx: ExportContext, **image) -> Path:
     from edgedigits import __version__
     from edgedigits.convert import tflite_metadata as TM
 
-    labels = list(ctx.metadata.get("labels") or [str(d) for d in range(10)])
+    labels = list(ctx.metadata.get("labels") or LABELS)
     name = getattr(ctx.model, "name", "model")
     data_name = ctx.metadata.get("data_name", "")
     meta = TM.metadata_buffer(
@@ -168,7 +169,7 @@ def export_onnx_fp32(ctx: ExportContext, out: Path) -> Path:
     import tf2onnx
 
     loaded = tf.saved_model.load(ctx.saved_model())
-    spec = (tf.TensorSpec((None, 28, 28, 1), tf.float32, name=INPUT_NAME),)
+    spec = (tf.TensorSpec((None, *INPUT_SHAPE), tf.float32, name=INPUT_NAME),)
     try:
         proto, _ = tf2onnx.convert.from_function(tf.function(lambda x: loaded.serve(x)),
                                                  input_signature=spec, opset=ctx.opset)

@@ -18,7 +18,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edgedigits.atomic import atomic_write
+from edgedigits.atomic import atomic_write_bytes
 from edgedigits.contract import CONFIDENCE, SegmentConfig
 from edgedigits.deploy.preprocess import Digit, segment
 from edgedigits.deploy.sources import Frame
@@ -100,12 +100,14 @@ def recognize(frame: np.ndarray, runner, confidence: float = CONFIDENCE, seg: Se
 
 
 def as_json(frame: Frame, rec: Recognition, names: list[str] | None = None) -> str:
-    """One frame as a JSON line; with the model's class names, each digit's "name" too."""
+    """One frame as a JSON line; with the model's class names, each digit's "name" too. "digit" is the
+    verifier's probability that the box holds one digit (1 where no verifier ran: --no-verifier)."""
     def named(lab):
         return {"name": names[lab] if lab != "?" else "?"} if names else {}
 
     return json.dumps({"source": frame.source, "frame": frame.index,
-                       "digits": [{"label": lab, **named(lab), "confidence": round(c, 4), "box": list(d.box)}
+                       "digits": [{"label": lab, **named(lab), "confidence": round(c, 4),
+                                   "digit": round(float(d.p_digit), 4), "box": list(d.box)}
                                   for d, lab, c in zip(rec.digits, rec.labels, rec.confidence)],
                        "text": rec.text})
 
@@ -159,7 +161,10 @@ class Saver:
                 n += 1
                 name = f"{stem}-{n}.annotated.jpg"
             self.written.add(name)
-            atomic_write(self.folder / name, lambda tmp: self._imwrite(tmp, image))
+            ok, jpeg = cv2.imencode(".jpg", image)  # in memory: a full disk is then one line with the bytes needed
+            if not ok:
+                raise EdgeDigitsError(f"{self.folder / name}: OpenCV could not encode the annotated image")
+            atomic_write_bytes(self.folder / name, jpeg.tobytes())
             return
         if self.video is None:
             h, w = image.shape[:2]
@@ -178,11 +183,6 @@ class Saver:
     def _kept(self) -> str:
         video = self.folder / self.VIDEO
         return f"the previous {video} is kept" if video.exists() else "no annotated video was saved"
-
-    @staticmethod
-    def _imwrite(path: Path, image: np.ndarray) -> None:
-        if not cv2.imwrite(str(path), image):  # OpenCV says False, not why
-            raise EdgeDigitsError(f"{path}: OpenCV could not write the annotated image (disk full?)")
 
     def close(self, outcome: str = "done") -> str | None:
         """Finish the video. outcome: "done", "interrupted" (its frames are kept, the previous video
@@ -225,8 +225,9 @@ def summarize(timings: dict, frames: int, wall_s: float) -> str:
 
 def run(frames, runner, *, confidence: float = CONFIDENCE, smooth: float = 0.0, headless: bool = False,
         save_dir: Path | None = None, max_frames: int = 0, is_video: bool = True,
-        out=sys.stdout, seg: SegmentConfig = SegmentConfig(), single: bool = False) -> dict:
-    """Run the pipeline over a frame source; returns the timings (seconds per stage per frame)."""
+        out=sys.stdout, seg: SegmentConfig = SegmentConfig(), single: bool = False, collect=None) -> dict:
+    """Run the pipeline over a frame source; returns the timings (seconds per stage per frame).
+    collect: called with each frame and its Recognition (collect.Collector writes the digits read)."""
     timings = {s: [] for s in STAGES}
     smoother = Smoother(smooth) if smooth > 0 else None
     show = not headless and has_display()
@@ -243,6 +244,8 @@ def run(frames, runner, *, confidence: float = CONFIDENCE, smooth: float = 0.0, 
             rec = recognize(frame.image, runner, confidence, seg, smoother, timings, single)
             timings["capture"].append(frame.capture_s)
             timings["total"].append(frame.capture_s + time.perf_counter() - t0)
+            if collect:
+                collect(frame, rec)
             n += 1
             fps = (len(done) - 1) / (done[-1] - done[0]) if len(done) > 1 else None
             if headless or not show:

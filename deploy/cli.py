@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
+from contextlib import ExitStack
 from pathlib import Path
 
 from edgedigits.contract import CONFIDENCE
@@ -16,6 +18,7 @@ def register(make, sub) -> None:
           edgedigits deploy --source photos/ --save annotated/
           edgedigits deploy --source crops/ --single --headless   # each image is one digit (a crop)
           edgedigits deploy --source video.mp4 --headless --smooth 0.5
+          edgedigits deploy --source 0 --collect my_digits/     # keep every digit read, to fine-tune on
           edgedigits deploy --source rtsp://192.168.1.20/stream
           edgedigits deploy --manifest out/standard --target edgetpu --fallback cpu
           edgedigits deploy --target web --out webapp/ && edgedigits serve webapp/   # on the phone
@@ -40,13 +43,17 @@ def register(make, sub) -> None:
     p.add_argument("--threads", type=int, default=1, help="inference threads")
     p.add_argument("--confidence", type=float, default=CONFIDENCE, help="below this probability a digit shows as '?'")
     p.add_argument("--smooth", type=float, default=0.0, help="weight of previous frames in live video (0 to 0.9)")
-    p.add_argument("--verifier", action="store_true",
-                   help="segmentation by recognition (preview): the digit verifier decides what is a digit and where "
-                        "one ends, so clutter, letters and texture are not read as digits and joined digits are cut")
+    p.add_argument("--verifier", action=argparse.BooleanOptionalAction, default=True,
+                   help="segmentation by recognition: the digit verifier decides what is a digit and where one ends, "
+                        "so clutter, letters and texture are not read as digits and joined digits are cut (default); "
+                        "--no-verifier: the geometric rules alone (faster, reads clutter as digits)")
     p.add_argument("--single", action="store_true",
                    help="each image or frame is one digit (a crop): all its ink is read as that digit")
     p.add_argument("--headless", action="store_true", help="print JSON lines instead of opening a window")
     p.add_argument("--save", type=Path, metavar="DIR", help="write annotated images or video here")
+    p.add_argument("--collect", type=Path, metavar="DIR",
+                   help="write every digit read, as the model saw it (28x28 PNG), to DIR/<label>/, named by its "
+                        "frame and box; fix misreads by moving files, then `train --data DIR --from MODEL`")
     p.add_argument("--reconnect", type=int, default=3, help="cameras and streams: reconnection attempts (in all) when frames stop coming")
     p.add_argument("--max-frames", type=int, default=0, help="stop after this many frames (0: until the source ends)")
     p.set_defaults(run=run_deploy)
@@ -128,7 +135,14 @@ def _check_deploy(args) -> None:
             raise EdgeDigitsError(f"--out {args.out}: holds files and is not a built web app; it would be "
                                   f"replaced whole: choose a new or empty folder")
     checks.output_folder("--save", args.save)
+    checks.output_folder("--collect", args.collect)
     source = Path(args.source)
+    if args.collect and args.target == "web":
+        raise EdgeDigitsError("--collect: the web app saves its digits with its 'Save crops' button; "
+                              "--collect works with --target cpu, onnx or edgetpu")
+    if args.collect and source.is_dir() and args.collect.resolve() == source.resolve():
+        raise EdgeDigitsError(f"--collect {args.collect}: the folder of the source images; collect into "
+                              f"another folder")
     if args.save and source.is_dir() and args.save.resolve() == source.resolve():
         raise EdgeDigitsError(f"--save {args.save}: the folder of the source images; annotated images would "
                               f"replace or join them: choose another folder")
@@ -138,6 +152,7 @@ def run_deploy(args) -> int:
     _check_deploy(args)
     import cv2
 
+    from edgedigits.atomic import folder_lock
     from edgedigits.deploy import camera, shipped_manifest
     from edgedigits.deploy.runners import from_manifest
     from edgedigits.deploy.sources import IMAGE_SUFFIXES, open_source
@@ -154,18 +169,26 @@ def run_deploy(args) -> int:
     cv2.setNumThreads(1)
     manifest = args.manifest or shipped_manifest(args.model)
     say = lambda msg: print(msg, file=sys.stderr)  # noqa: E731  stdout carries the JSON lines
-    runner = from_manifest(manifest, args.target, args.threads, args.device, args.fallback, args.format, say)
-    if args.verifier:
-        from edgedigits.deploy.runners import attach_verifier
-
-        attach_verifier(runner, runner.labels, args.threads)
+    runner = from_manifest(manifest, args.target, args.threads, args.device, args.fallback, args.format, say,
+                           verifier=args.verifier)
     frames = open_source(args.source, retries=args.reconnect)
     src = Path(args.source)
     is_video = not (src.is_dir() or src.suffix.lower() in IMAGE_SUFFIXES)
-    t = camera.run(frames, runner, confidence=args.confidence, smooth=args.smooth, headless=args.headless,
-                   save_dir=args.save, max_frames=args.max_frames, is_video=is_video,
-                   single=args.single)
+    collect = None
+    if args.collect:
+        from edgedigits.deploy.collect import Collector
+
+        collect = Collector(args.collect, runner.labels)
+    with ExitStack() as held:
+        if args.save:  # a second run saving into this folder is refused while this one writes there
+            args.save.parent.mkdir(parents=True, exist_ok=True)
+            held.enter_context(folder_lock(args.save, "--save"))
+        t = camera.run(frames, runner, confidence=args.confidence, smooth=args.smooth, headless=args.headless,
+                       save_dir=args.save, max_frames=args.max_frames, is_video=is_video,
+                       single=args.single, collect=collect)
     say(camera.summarize(t, t["frames"], t["wall"]))
+    if collect:
+        say(f"collected {collect.written} digits into {args.collect}/<label>/")
     if t.get("interrupted"):
         kept = t.get("saved") or (f"what was annotated is in {args.save}" if args.save and t["frames"] else "")
         raise Interrupted(f"interrupted after {t['frames']} frames" + (f"; {kept}" if kept else ""))

@@ -10,7 +10,8 @@ joined digits, letters, texture: train/negatives.py):
   2. clusters: pieces that could belong to one digit (sharing most of a column and nearly touching,
      or one inside the other), ordered top to bottom;
   3. candidates: every run of consecutive pieces of a cluster (all of them for up to 4 pieces, runs
-     of up to 3 beyond), each normalized as MNIST and scored in one batch by the verifier;
+     of up to 3 beyond, and the whole cluster), each normalized as MNIST and scored in one batch by
+     the verifier; at most MAX_CANDIDATES in a frame, the shortest runs first;
   4. per cluster, the partition into runs with the highest likelihood: each run is read as a digit
      (log p) or set aside (log (1 - p) + log SET_ASIDE, a penalty, so that ink is set aside only when
      no grouping reads as a digit: two digits merged into one unreadable group score below the two
@@ -31,6 +32,7 @@ from edgedigits.contract import SegmentConfig
 
 SET_ASIDE = 0.5  # the prior cost of calling ink "not a digit" (see 4. above)
 MAX_RUN = 3  # pieces in a run of a large cluster (a 5 is two, a broken 4 or 8 three)
+MAX_CANDIDATES = 300  # groups normalized and scored in one frame, at most (bounded work on any frame)
 
 
 class _Scorer:
@@ -43,7 +45,9 @@ class _Scorer:
         """The ink of the pieces `ids` inside `box` (another piece reaching into the box left out)."""
         x, y, w, h = box
         lab = self.labels[y:y + h, x:x + w]
-        keep = lab == ids[0] if len(ids) == 1 else np.isin(lab, ids)
+        keep = lab == ids[0]
+        for i in ids[1:]:  # (np.isin costs more for a few labels)
+            keep |= lab == i
         return np.where(keep, self.mask[y:y + h, x:x + w], 0).astype(np.uint8)
 
     def image(self, box, ids, cols=None):
@@ -119,33 +123,43 @@ def _valleys(m: np.ndarray, height: int, limit: int = 14) -> list[int]:
     return sorted(out)
 
 
-def read(ink: np.ndarray, mask: np.ndarray, cfg: SegmentConfig, verify, candidates: bool = False):
+def read(ink: np.ndarray, mask: np.ndarray, cfg: SegmentConfig, verify, candidates: bool = False, comps=None):
     """[(box, image, line, p)] of the digits, in reading order (boxes at the search size; p the
-    verifier's probability). With `candidates`, every candidate group instead, unscored."""
-    from edgedigits.deploy.preprocess import components, merge_groups, union_box
+    verifier's probability). With `candidates`, every candidate group instead, unscored. `comps`: the
+    mask's components() where the caller has them (the mask then already without specks)."""
+    from edgedigits.deploy.preprocess import components, drop_specks, merge_groups, union_box
 
-    mask = drop_specks(mask)
-    labels, comps = components(mask, cfg)
+    if comps is None:
+        mask = drop_specks(mask)
+        comps = components(mask, cfg)
+    labels, comps = comps
     ids = [c[0] for c in comps]
     boxes = [c[1] for c in comps]
     scorer = _Scorer(ink, mask, labels, cfg)
 
-    # 1. candidate runs of pieces in each cluster, top to bottom
-    cands = []  # (cluster, i, j, box, image)
+    # 1. candidate runs of pieces in each cluster, top to bottom; at most MAX_CANDIDATES in a frame
+    # (a page of text, a field of gravel), the shortest runs first
+    spec = []  # (cluster, i, j, box)
     members = []
     for g in merge_groups(boxes):
         g = sorted(g, key=lambda k: boxes[k][1] + boxes[k][3] / 2)
         members.append(g)
         longest = len(g) if len(g) <= 4 else MAX_RUN
-        for i in range(len(g)):
-            for j in range(i + 1, min(len(g), i + longest) + 1):
-                box = union_box([boxes[k] for k in g[i:j]])
-                if not scorer.plausible(box):
-                    continue
-                run = [ids[k] for k in g[i:j]]
-                tight, image = scorer.image(box, run)
-                if image is not None:
-                    cands.append((len(members) - 1, i, j, tight, image, run))
+        runs = [(i, j) for i in range(len(g)) for j in range(i + 1, min(len(g), i + longest) + 1)]
+        if len(g) > longest:
+            runs.append((0, len(g)))  # and the whole cluster, as the geometric rules would read it
+        for i, j in runs:
+            box = union_box([boxes[k] for k in g[i:j]])
+            if scorer.plausible(box):
+                spec.append((len(members) - 1, i, j, box))
+    if len(spec) > MAX_CANDIDATES:
+        spec = sorted(spec, key=lambda c: c[2] - c[1])[:MAX_CANDIDATES]
+    cands = []  # (cluster, i, j, box, image, piece labels)
+    for ci, i, j, box in spec:
+        run = [ids[k] for k in members[ci][i:j]]
+        tight, image = scorer.image(box, run)
+        if image is not None:
+            cands.append((ci, i, j, tight, image, run))
     p = _verify(verify, [c[4] for c in cands]) if not candidates else np.zeros(len(cands))
     score = {(c[0], c[1], c[2]): (c[3], c[4], float(pc), c[5]) for c, pc in zip(cands, p)}
 
@@ -168,10 +182,12 @@ def read(ink: np.ndarray, mask: np.ndarray, cfg: SegmentConfig, verify, candidat
             if box[2] >= 0.8 * box[3] and (pk < 0.9 or box[2] > 1.25 * box[3] or candidates)]
     splits = {}
     seg_cands = []
+    budget = MAX_CANDIDATES - len(spec)
     for k in wide:
         box, run = chosen[k][0], chosen[k][3]
         x, y, w, h = box
         cuts = [0] + _valleys(scorer.group_mask(box, run), h) + [w]
+        pairs = []
         for a in range(len(cuts)):
             for b in range(a + 1, len(cuts)):
                 cw = cuts[b] - cuts[a]
@@ -179,9 +195,14 @@ def read(ink: np.ndarray, mask: np.ndarray, cfg: SegmentConfig, verify, candidat
                     continue
                 if cw > 1.3 * h:
                     break
-                tight, image = scorer.image(box, run, cols=(cuts[a], cuts[b]))
-                if image is not None and scorer.plausible(tight):
-                    seg_cands.append((k, a, b, tight, image, run))
+                pairs.append((a, b))
+        if len(pairs) > budget:  # the frame's work is spent: this piece and those after it stay whole
+            break
+        budget -= len(pairs)
+        for a, b in pairs:
+            tight, image = scorer.image(box, run, cols=(cuts[a], cuts[b]))
+            if image is not None and scorer.plausible(tight):
+                seg_cands.append((k, a, b, tight, image, run))
         splits[k] = cuts
     if candidates:
         return [(c[3], c[4], 0, 0.0) for c in cands] + [(c[3], c[4], 0, 0.0) for c in seg_cands]
@@ -210,17 +231,6 @@ def read(ink: np.ndarray, mask: np.ndarray, cfg: SegmentConfig, verify, candidat
         kept = [k for k in kept if k[0][3] >= cfg.relative_height * tallest]
     order = lines([k[0] for k in kept])
     return [(kept[i][0], kept[i][1], line, kept[i][2]) for i, line in order]
-
-
-def drop_specks(mask: np.ndarray) -> np.ndarray:
-    """The mask without specks of at most 3x3 pixels (the dots of dotted squared paper, dust, sensor
-    noise): joined to a digit by the pieces' dilation they would make it unreadable."""
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
-    speck = (stats[:, cv2.CC_STAT_WIDTH] <= 3) & (stats[:, cv2.CC_STAT_HEIGHT] <= 3)
-    speck[0] = False
-    if not speck.any():
-        return mask
-    return np.where(speck[labels], 0, mask).astype(np.uint8)
 
 
 def _verify(verify, images: list[np.ndarray]) -> np.ndarray:

@@ -23,9 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
+from edgedigits.contract import LABELS as DIGITS  # the digit classes, written once
 from edgedigits.errors import EdgeDigitsError
 
-DIGITS = [str(d) for d in range(10)]
 SPLITS = ("auto", "train", "test")
 
 
@@ -98,19 +98,16 @@ class Predictions:
 def load_data(spec: str | os.PathLike, split: str = "auto", say=print):
     """The digits to predict (a train.data.Digits). `split`: which part of a source that has two (IDX
     folder, .npz, mnist, sample): 'auto' is the test set where there is one, else the only set."""
+    from edgedigits import idx
     from edgedigits.train import data as D
 
     if split not in SPLITS:
         raise EdgeDigitsError(f"split {split!r}: choose one of {', '.join(SPLITS)}")
     path = Path(str(spec))
-    if path.is_dir() and not any(path.glob("train-images-idx3-ubyte*")) and any(path.glob("t10k-images-idx3-ubyte*")):
-        # a folder holding only the test files (as Kaggle-style test data often comes)
-        images = D.load_idx(D._idx_file(path, "t10k-images-idx3-ubyte"), D.IMAGE_MAGIC)
-        try:
-            lab = D._idx_file(path, "t10k-labels-idx1-ubyte")
-        except EdgeDigitsError:
-            return D.Digits(images, None, str(path))
-        return D.load_idx_pair(images=D._idx_file(path, "t10k-images-idx3-ubyte"), labels=lab)
+    if path.is_dir() and not idx.idx_file(path, idx.TRAIN_IMAGES, required=False) and \
+            idx.idx_file(path, idx.TEST_IMAGES, required=False):
+        # a folder holding only the test files (as Kaggle-style test data often comes), labelled or not
+        return D.load_idx_pair(idx.idx_file(path, idx.TEST_IMAGES), idx.idx_file(path, idx.TEST_LABELS, required=False))
     ds = D.load(spec, say, skip_bad_images=True)  # a bad image in a folder: a warning, and the others go on
     if split == "train" or (split == "auto" and ds.test is None):
         return ds.train
@@ -164,7 +161,7 @@ def load_model(model: str | os.PathLike, target: str = "cpu", fmt: str | None = 
     path = shipped_manifest(text) if text in ("standard", "tiny") else Path(text)
     if path.is_dir() or path.name == "manifest.json":
         m = load_manifest(path)
-        runner = from_manifest(m, target, threads, fmt=fmt, say=say)
+        runner = from_manifest(m, target, threads, fmt=fmt, say=say, verifier=False)  # single digits: nothing to segment
         return runner, [str(v) for v in m.data["labels"]], f"{m.path} ({runner.path.name}, {runner.name})"
     if not path.exists():
         raise EdgeDigitsError(f"{path}: no such model; give a manifest (or its folder) from `edgedigits convert`, "
@@ -206,7 +203,7 @@ def predict(model, data, *, target: str = "cpu", fmt: str | None = None, threads
     if not quiet:
         say(f"predicting {len(digits)} images of {digits.source} with {what}")
     n = len(digits)
-    probs = np.zeros((n, 10), np.float32)
+    probs = np.zeros((n, len(names)), np.float32)
     for start in progress(range(0, n, batch_size), total=-(-n // batch_size), desc="predict", unit="batch",
                           quiet=quiet):
         probs[start:start + batch_size] = runner(digits.images[start:start + batch_size])

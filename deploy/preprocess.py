@@ -205,6 +205,17 @@ def _merge(boxes: list[list[int]]) -> list[list[int]]:
     return [list(union_box([boxes[i] for i in g])) for g in merge_groups(boxes)]
 
 
+def drop_specks(mask: np.ndarray) -> np.ndarray:
+    """The mask without specks of at most 3x3 pixels (the dots of dotted squared paper, dust, sensor
+    noise): joined to a digit by the pieces' dilation they would make it unreadable."""
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    speck = (stats[:, cv2.CC_STAT_WIDTH] <= 3) & (stats[:, cv2.CC_STAT_HEIGHT] <= 3)
+    speck[0] = False
+    if not speck.any():
+        return mask
+    return np.where(speck[labels], 0, mask).astype(np.uint8)
+
+
 def components(mask: np.ndarray, cfg: SegmentConfig) -> tuple[np.ndarray, list[tuple[int, list[int]]]]:
     """The ink's connected pieces large enough to be part of a digit: (labels, [(label, [x, y, w, h])]).
     A strip that hugs the frame's edge for over a third of it (touching it there, three times longer
@@ -233,9 +244,9 @@ def pieces(mask: np.ndarray, cfg: SegmentConfig) -> list[list[int]]:
     return [box for _, box in components(mask, cfg)[1]]
 
 
-def find_boxes(mask: np.ndarray, cfg: SegmentConfig) -> list[tuple[int, int, int, int]]:
+def find_boxes(mask: np.ndarray, cfg: SegmentConfig, comps=None) -> list[tuple[int, int, int, int]]:
     keep = []
-    for x, y, bw, bh in _merge(pieces(mask, cfg)):
+    for x, y, bw, bh in _merge([box for _, box in (comps or components(mask, cfg))[1]]):
         if bh < cfg.min_height or bw / bh > cfg.max_aspect:
             continue
         box = mask[y:y + bh, x:x + bw]
@@ -289,6 +300,9 @@ def _disc(r: int) -> np.ndarray:
     return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
 
 
+LARGE = 80  # to_mnist: a piece at least twice this size is shrunk first
+
+
 def to_mnist(ink: np.ndarray, mask: np.ndarray, cfg: SegmentConfig = SegmentConfig()) -> np.ndarray:
     """One digit's ink (any size, bright on black) and its mask -> (28, 28) uint8 in MNIST's layout."""
     x, y, w, h = cv2.boundingRect(mask)  # of the ink pixels
@@ -296,6 +310,15 @@ def to_mnist(ink: np.ndarray, mask: np.ndarray, cfg: SegmentConfig = SegmentConf
         return np.zeros((28, 28), np.uint8)
     ink = cv2.bitwise_and(ink, cv2.dilate(mask, SQUARE))  # keep the soft edges, drop the paper
     ink, mask = ink[y:y + h, x:x + w], mask[y:y + h, x:x + w]
+    k = max(h, w) // LARGE
+    if k >= 2:  # a large piece is first shrunk by a whole factor (padded to a multiple of it): growing a
+        # thin stroke of a 300 px piece at its own size took a disc of radius 10 (milliseconds)
+        ph, pw = -h % k, -w % k
+        ink = cv2.copyMakeBorder(ink, 0, ph, 0, pw, cv2.BORDER_CONSTANT, value=0)
+        mask = cv2.copyMakeBorder(mask, 0, ph, 0, pw, cv2.BORDER_CONSTANT, value=0)
+        size = ((w + pw) // k, (h + ph) // k)
+        ink = cv2.resize(ink, size, interpolation=cv2.INTER_AREA)
+        mask = np.where(cv2.resize(mask, size, interpolation=cv2.INTER_AREA) > 0, 255, 0).astype(np.uint8)
     h, w = ink.shape
     scale = 20.0 / max(h, w)
     # stroke width to MNIST's in 20x20, at the source resolution: thicken a thin pen, thin a marker
@@ -332,21 +355,25 @@ def _shrink(gray: np.ndarray, f: int) -> np.ndarray:
     return cv2.resize(gray, (gray.shape[1] // f, gray.shape[0] // f), interpolation=cv2.INTER_AREA) if f > 1 else gray
 
 
-def _search(small: np.ndarray, cfg: SegmentConfig, single: bool):
-    """(ink, mask, boxes) of the frame at the search size. The paper is first estimated over
-    a narrow window, which follows shadows. When the ink found spans much more than the window (a
-    close-up, where a marker's stroke can be wider than the window and comes out hollow, as outlines in
-    pieces), it is estimated again over half the height of that ink."""
+def _search(small: np.ndarray, cfg: SegmentConfig, single: bool, specks: bool = False):
+    """(ink, mask, boxes, comps) of the frame at the search size (comps: components() of the mask).
+    The paper is first estimated over a narrow window, which follows shadows. When the ink found spans
+    much more than the window (a close-up, where a marker's stroke can be wider than the window and
+    comes out hollow, as outlines in pieces), it is estimated again over half the height of that ink.
+    With `specks`, specks of at most 3x3 pixels are dropped first (drop_specks)."""
     k = min(small.shape) * cfg.paper_frac
     for _ in range(2):
         ink = ink_map(small, _round(k))
         mask = binarize(ink, cfg)
-        boxes = _single_box(pieces(mask, cfg)) if single else find_boxes(mask, cfg)
+        if specks:
+            mask = drop_specks(mask)
+        comps = components(mask, cfg)
+        boxes = _single_box([box for _, box in comps[1]]) if single else find_boxes(mask, cfg, comps)
         extent = ink_extent(mask, k)
         if extent / 2 <= 1.5 * k:
             break
         k = min(extent / 2, min(small.shape) / 3)
-    return ink, mask, boxes
+    return ink, mask, boxes, comps
 
 
 def ink_extent(mask: np.ndarray, k: float) -> int:
@@ -375,7 +402,7 @@ def _single_box(boxes: list[list[int]]) -> list[tuple[int, int, int, int]]:
 def segment(frame: np.ndarray, cfg: SegmentConfig = SegmentConfig(), single: bool = False, verify=None,
             candidates: bool = False) -> list[Digit]:
     """All digits of a frame, in reading order, each as a (28, 28) MNIST-style image. With `single`, the
-    whole image is one digit.
+    whole image is one digit; a 28x28 image is one digit taken as it is (inverted if dark on light).
 
     With `verify` (a function (N, 28, 28) uint8 -> (N,) probability that each is a digit: the digit
     verifier), pieces are grouped and split by what the verifier reads best, pieces that no grouping
@@ -383,26 +410,29 @@ def segment(frame: np.ndarray, cfg: SegmentConfig = SegmentConfig(), single: boo
     geometric rules alone decide (the web app's pipeline, kept in step with preprocess.js).
     With `candidates`, every candidate group the verifier would score is returned instead (training data)."""
     gray = to_gray(frame)
+    if gray.shape == (28, 28):  # already a model input (an MNIST digit, a crop --collect wrote): as it is
+        return [Digit((0, 0, 28, 28), (255 - gray if gray.mean() > 127 else gray).astype(np.uint8))]
     single = single or max(gray.shape) <= cfg.single_side
     f = -(-max(gray.shape) // cfg.max_side)  # the smallest whole factor that fits max_side
     small = _shrink(gray, f)
     if _light_on_dark(small):  # judged at the search size: a 12 MP photo costs no more than a frame
         gray = 255 - gray
         small = _shrink(gray, f)
-    ink, mask, boxes = _search(small, cfg, single)
+    verified = not single and (verify is not None or candidates)
+    ink, mask, boxes, comps = _search(small, cfg, single, verified)
     tallest = max((b[3] for b in boxes), default=0)
     if (f > 1 and 0 < tallest < cfg.small_digit) or (f >= 3 and not boxes):
         # only small digits at this size, or none in a photo larger than two search sizes (where a
         # digit can be too small to find): search again at twice the resolution. A camera frame with
         # nothing found is not searched again: blank squared paper would show its grid's pieces
         fine = -(-f // 2)
-        fine_ink, fine_mask, fine_boxes = _search(_shrink(gray, fine), cfg, single)
-        if fine_boxes:
-            f, ink, mask, boxes = fine, fine_ink, fine_mask, fine_boxes
-    if not single and (verify is not None or candidates):
+        found = _search(_shrink(gray, fine), cfg, single, verified)
+        if found[2]:
+            f, (ink, mask, boxes, comps) = fine, found
+    if verified:
         from edgedigits.deploy import group
 
-        found = group.read(ink, mask, cfg, verify, candidates)
+        found = group.read(ink, mask, cfg, verify, candidates, comps)
         return [Digit((x * f, y * f, w * f, h * f), image, line, p) for (x, y, w, h), image, line, p in found]
     digits = []
     for (x, y, w, h), line in reading_order(boxes):

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgedigits.contract import check_digits, dequantize, quantize, to_float
+from edgedigits.contract import LABELS, check_digits, dequantize, quantize, to_float
 from edgedigits.errors import EdgeDigitsError
 from edgedigits.formats import FORMATS, TARGETS
 from edgedigits.manifest import Manifest, load_manifest
@@ -208,21 +208,28 @@ class Verifier:
         if not path.is_file():
             raise EdgeDigitsError(f"{path}: the digit verifier is missing (reinstall edgedigits, or "
                                   f"run `python -m edgedigits.train.verifier --out {Path(folder)}`)")
-        self.path = path
+        self.path, self.threads = path, threads
         self.runner = OnnxRunner(path, threads, classes=2) if runtime == "onnxruntime" else \
             TFLiteRunner(path, threads, classes=2)
+        self._sized = {}  # LiteRT: one interpreter per batch size up to BATCH (each allocated once)
+
+    BATCH = 32
+
+    def _litert(self, n: int):
+        if n not in self._sized:
+            self._sized[n] = TFLiteRunner(self.path, self.threads, classes=2)
+        return self._sized[n]
 
     def __call__(self, digits: np.ndarray) -> np.ndarray:
         digits = check_digits(digits)
-        n = len(digits)
-        if not n:
+        if not len(digits):
             return np.zeros(0, np.float32)
-        # batches padded to a few sizes (8, 16, 32, then multiples of 32): LiteRT reallocates its
-        # tensors whenever the batch changes
-        size = 1 << max(3, (n - 1).bit_length()) if n <= 32 else -(-n // 32) * 32
-        if size != n:
-            digits = np.concatenate([digits, np.zeros((size - n, *digits.shape[1:]), np.uint8)])
-        return self.runner(digits)[:n, 1]
+        if isinstance(self.runner, OnnxRunner):
+            return self.runner(digits)[:, 1]
+        # LiteRT reallocates its tensors whenever the batch size changes (a millisecond, more than the
+        # model itself): an interpreter per size, in chunks of at most BATCH
+        return np.concatenate([self._litert(len(c))(c)[:, 1] for c in
+                               np.array_split(digits, -(-len(digits) // self.BATCH))])
 
 
 def _no_verifier(runner):
@@ -232,7 +239,7 @@ def _no_verifier(runner):
 
 def attach_verifier(runner, labels, threads: int = 1):
     """Give a digit model's runner the verifier (runner.verify); a model of other classes gets none."""
-    if [str(v) for v in labels] == [str(d) for d in range(10)]:
+    if [str(v) for v in labels] == LABELS:
         runner.verify = Verifier(runner.name if runner.name == "onnxruntime" else "litert", threads)
     else:
         runner.verify = None
@@ -293,14 +300,15 @@ def _row(m: Manifest, entry: dict):
 
 
 def from_manifest(manifest, target: str = "cpu", threads: int = 1, device: str | None = None,
-                  fallback: str | None = None, fmt: str | None = None, say=print, verifier: bool = False):
+                  fallback: str | None = None, fmt: str | None = None, say=print, verifier: bool = True):
     """The runner for a target from a converted model's manifest (a path or a loaded Manifest).
 
     Each target runs its format of the format table (edgedigits.formats) unless `fmt` names another.
     With fallback="cpu", a missing Edge TPU (library, device, or compiled model) falls back to the
     format the table names as its fallback (the plain int8 model of the same manifest), and says so.
-    With `verifier`, a model of the digits 0-9 gets the digit verifier (runner.verify: the camera
-    pipeline then segments by recognition, deploy/group.py); else runner.verify is None.
+    A model of the digits 0-9 gets the digit verifier (runner.verify: the camera pipeline segments by
+    recognition, deploy/group.py), unless `verifier` is False; else runner.verify is None (the
+    geometric rules alone).
     """
     m = manifest if isinstance(manifest, Manifest) else load_manifest(manifest)
     runs = {t: f for t, f in TARGETS.items() if t != "web"}  # the web app runs in a browser, not here

@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from edgedigits.imagesize import MAX_IMAGE_PIXELS, check_image, limit_opencv
+from edgedigits.images import IMAGE_SUFFIXES, read_image  # the one reader and suffix set
+from edgedigits.imagesize import MAX_IMAGE_PIXELS, limit_opencv
 
 limit_opencv()  # before cv2 is imported (the command does it first; this is for library users)
 
@@ -18,9 +19,8 @@ import numpy as np  # noqa: E402
 
 from edgedigits.errors import EdgeDigitsError  # noqa: E402
 
-__all__ = ["MAX_IMAGE_PIXELS", "Frame", "open_source", "read_image"]
+__all__ = ["IMAGE_SUFFIXES", "MAX_IMAGE_PIXELS", "Frame", "open_source", "read_image"]
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm"}
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mjpeg", ".mjpg", ".y4m"}
 
 
@@ -64,19 +64,6 @@ def open_source(spec: str, retries: int = 3, retry_delay_s: float = 0.5) -> Iter
     if path.suffix.lower() in IMAGE_SUFFIXES:
         return _images([path])
     return _capture(str(path), str(path), live=False, retries=0, delay=0)
-
-
-def read_image(path: Path) -> np.ndarray:
-    """(H, W, 3) uint8 BGR; the size checked from the header first (imagesize.check_image). Raises
-    EdgeDigitsError naming the file when it is too large or not a readable image."""
-    check_image(path)
-    try:
-        img = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    except cv2.error as e:  # a header OpenCV itself refuses (its OPENCV_IO_MAX_IMAGE_PIXELS)
-        raise EdgeDigitsError(f"{path}: not a readable image ({str(e).strip().splitlines()[-1][:120]})") from None
-    if img is None:
-        raise EdgeDigitsError(f"{path}: not a readable image")
-    return img
 
 
 def _images(files: list[Path]) -> Iterator[Frame]:

@@ -21,15 +21,16 @@ from dataclasses import asdict
 from functools import partial
 from pathlib import Path
 
-from edgedigits.atomic import atomic_folder
-from edgedigits.contract import CONFIDENCE, PIXEL_SCALE, SegmentConfig
+from edgedigits.atomic import atomic_folder, folder_lock
+from edgedigits.contract import CONFIDENCE, LABELS, PIXEL_SCALE, PREPROCESSING, SegmentConfig
 from edgedigits.errors import EdgeDigitsError
 from edgedigits.formats import FORMATS, TARGETS
 from edgedigits.deploy.runners import VERIFIER, VERIFIER_FILES
 from edgedigits.manifest import Manifest, load_manifest
 
 WEB = Path(__file__).with_name("web")
-PAGE_FILES = ("index.html", "app.js", "preprocess.js", "group.js", "sw.js", "style.css", "app.webmanifest")
+PAGE_FILES = ("index.html", "app.js", "preprocess.js", "group.js", "crops.js", "sw.js", "style.css",
+              "app.webmanifest")
 # runtime -> (model file name in the app, {node_modules path: app path}). Which formats it runs, and
 # which by default, is the format table's word (edgedigits.formats: `web`, `default_for`).
 # ONNX Runtime Web runs the int8 QDQ model on WebAssembly (SIMD, one thread: no cross-origin isolation
@@ -75,7 +76,7 @@ def node_modules() -> Path:
 
 
 def build(manifest, out: Path, runtime: str = DEFAULT_RUNTIME, fmt: str | None = None, say=print,
-          verifier: bool = False) -> dict:
+          verifier: bool = True) -> dict:
     """Write the app into `out` (replaced whole, atomically). Returns sizes for the report."""
     if runtime not in RUNTIMES:
         raise EdgeDigitsError(f"unknown web runtime '{runtime}'; choose one of: {', '.join(RUNTIMES)}")
@@ -86,10 +87,12 @@ def build(manifest, out: Path, runtime: str = DEFAULT_RUNTIME, fmt: str | None =
         raise EdgeDigitsError(f"the web app cannot run '{fmt}'; choose one of: "
                               f"{', '.join(f.name for f in FORMATS.values() if f.web)}")
     entry = m.artifact(fmt)
-    modules = node_modules()
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_folder(out) as tmp:  # the old app stays whole until the new one takes its place
+    # a second build into this folder is refused while this one runs; the old app stays whole until the
+    # new one takes its place
+    with folder_lock(out), atomic_folder(out) as tmp:
+        modules = node_modules()
         for name in PAGE_FILES:
             shutil.copy2(WEB / name, tmp / name)
         for src, dst in files.items():
@@ -99,9 +102,9 @@ def build(manifest, out: Path, runtime: str = DEFAULT_RUNTIME, fmt: str | None =
         meta = {"runtime": runtime, "format": fmt, "model": model_name, "labels": m.data["labels"],
                 "input": entry["inputs"][0], "output": entry["outputs"][0], "confidence": CONFIDENCE,
                 "pixel_scale": PIXEL_SCALE,
-                "preprocessing": m.data["preprocessing"], "source": m.data["source"]["model"],
+                "preprocessing": PREPROCESSING, "source": m.data["source"]["model"],
                 "segment": _camel(asdict(SegmentConfig()))}  # preprocess.js takes the Python pipeline's settings
-        if verifier and [str(v) for v in m.data["labels"]] == [str(d) for d in range(10)]:  # the verifier decides what is a digit
+        if verifier and [str(v) for v in m.data["labels"]] == LABELS:  # the verifier decides what is a digit
             shutil.copy2(VERIFIER / VERIFIER_FILES["onnxruntime"], tmp / "verifier.onnx")
             meta["verifier"] = {"model": "verifier.onnx", "input": "digits", "output": "probabilities",
                                 "classes": ["not a digit", "digit"]}

@@ -36,6 +36,7 @@ def train(data: str | os.PathLike = "auto", model: str = "standard", out: str | 
     """Train `model` on `data` (any `--data` source) into a run folder, which it returns. `options` are
     TrainConfig's fields (epochs, batch_size, learning_rate, augment, limit, seed, init_from, ...);
     `labels` the class names (default: the data's own)."""
+    from edgedigits.atomic import folder_lock
     from edgedigits.train.trainer import TrainConfig
     from edgedigits.train.trainer import train as run_training
 
@@ -45,7 +46,9 @@ def train(data: str | os.PathLike = "auto", model: str = "standard", out: str | 
 
         cfg.labels = check_class_names(labels, "labels")
     out = Path(out) if out else Path("runs/train") / f"{model}-{time.strftime('%Y%m%d-%H%M%S')}"
-    run_training(cfg, out, resume=resume, say=say)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with folder_lock(out, "out"):  # a second run into this folder is refused, as on the command line
+        run_training(cfg, out, resume=resume, say=say)
     return out
 
 

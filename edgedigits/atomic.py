@@ -30,20 +30,52 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], object]) -> Pa
     return path
 
 
-def no_space(path: Path, partial: Path | None = None) -> str:
-    """The message of a full disk: what it needed, what is free, and that the earlier file is kept."""
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """atomic_write of bytes made in memory first: a disk without room for them is refused before
+    anything is written, in one line saying how many bytes were needed."""
+    path = Path(path)
+    free = _free(path)
+    if free is not None and free < len(data):
+        raise OSError(errno.ENOSPC, no_space(path, need=len(data)), str(path))
+    try:
+        return atomic_write(path, lambda tmp: tmp.write_bytes(data))
+    except OSError as e:  # the room went while writing (another writer): the same message
+        if e.errno != errno.ENOSPC:
+            raise
+        raise OSError(e.errno, no_space(path, need=len(data)), str(path)) from None
+
+
+def _free(path: Path) -> int | None:
+    """Bytes free for an ordinary user on the file system that holds `path`'s folder."""
+    try:
+        st = os.statvfs(path.parent)
+    except (OSError, AttributeError):  # no such folder yet (the write says so), or not POSIX
+        return None
+    return st.f_bavail * st.f_frsize
+
+
+def no_space(path: Path, partial: Path | None = None, need: int | None = None) -> str:
+    """The message of a full disk: what it needed (`need` bytes, or more than the `partial` file
+    holds), what is free, and that the earlier file is kept."""
     try:
         wrote = partial.stat().st_size if partial else 0
     except OSError:
         wrote = 0
-    try:
-        st = os.statvfs(path.parent)
-        free = f"{st.f_bavail * st.f_frsize:,} bytes free"
-    except (OSError, AttributeError):
-        free = "free space unknown"
-    need = f"needs more than the {wrote:,} bytes it could write, " if wrote else ""
+    free = _free(path)
+    free = "free space unknown" if free is None else f"{free:,} bytes free"
+    need = f"needs {need:,} bytes, " if need else f"needs more than the {wrote:,} bytes it could write, " if wrote else ""
     kept = "the earlier file is kept" if path.exists() else "nothing was written"
     return f"no space left on the device ({need}{free}); {kept}"
+
+
+def is_disk_full(e: BaseException) -> bool:
+    """A write refused for want of space: an OSError, or a library's own error saying so (TensorFlow's
+    ResourceExhaustedError, h5py's RuntimeError)."""
+    return (isinstance(e, OSError) and e.errno == errno.ENOSPC) or "No space left on device" in str(e)
+
+
+def _bytes_in(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file() and not p.is_symlink())
 
 
 def _exchange(a: Path, b: Path) -> bool:
@@ -82,7 +114,18 @@ def atomic_folder(path: str | os.PathLike) -> Iterator[Path]:
     new = Path(tempfile.mkdtemp(prefix=f".{path.name}.new-", dir=path.parent))
     try:
         new.chmod(0o777 & ~_umask())  # mkdtemp makes it private; the result should look like mkdir's
-        yield new
+        try:
+            yield new
+        except Exception as e:  # a full disk: said of the folder the user named, not of the one beside it
+            if not is_disk_full(e):
+                raise
+            wrote, free = _bytes_in(new), _free(path)
+            need = f"needs more than the {wrote:,} bytes written before it ran out" if wrote else "does not fit"
+            earlier = f" (the earlier one holds {_bytes_in(path):,} bytes)" if path.is_dir() else ""
+            free = "free space unknown" if free is None else f"{free:,} bytes free"
+            kept = "the earlier folder is kept" if path.exists() else "nothing was kept"
+            raise OSError(errno.ENOSPC, f"no space left on the device: the new folder {need}{earlier}, {free}; {kept}",
+                          str(path)) from None
         if not path.exists():
             os.rename(new, path)
         elif not _exchange(new, path):  # elsewhere: two renames; _recover repairs a kill between them

@@ -23,12 +23,23 @@ PIXEL_SCALE = 1 / 255  # x = pixel * PIXEL_SCALE, so x is in [0, 1]
 LABELS = [str(d) for d in range(10)]  # output k is the probability of LABELS[k]
 CONFIDENCE = 0.6  # below this probability a digit is shown as "?"
 
+
+def class_name(name) -> str:
+    """A class name as it is compared and stored: NFC (an 'é' typed or composed is one name), without
+    a byte-order mark or surrounding space. Wherever names are read: --labels, folders, manifests."""
+    import unicodedata
+
+    return unicodedata.normalize("NFC", str(name)).replace("\ufeff", "").strip()
+
 PREPROCESSING = {  # written into every manifest, for whoever runs the model without this package
     "input": "(N, 28, 28, 1) float32, NHWC",
     "polarity": "white digit on black background (MNIST convention)",
     "scale": "x = pixel / 255, so x is in [0, 1]",
-    "digit_box": "the digit's bounding box scaled to fit 20x20 keeping its aspect ratio, "
-                 "placed in 28x28 by its centre of mass",
+    "digit_box": "the digit's ink cropped, its stroke width brought to MNIST's (SegmentConfig.stroke_target "
+                 "pixels once in 20x20), "
+                 "scaled to fit 20x20 keeping its aspect ratio, its brightest ink made 255, placed in 28x28 by "
+                 "its centre of mass; an image of exactly 28x28 is a model input already and is taken as it is "
+                 "(edgedigits/images.py: to_digit, the camera pipeline's to_mnist)",
     "quantized_input": "int8/uint8 models take q = round(x / scale) + zero_point from inputs[0].quantization",
 }
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgedigits.atomic import atomic_write
+from edgedigits.contract import class_name
 from edgedigits.errors import EdgeDigitsError
 
 SCHEMA = "edgedigits.manifest"
@@ -189,6 +190,15 @@ def load_manifest(path: str | os.PathLike, verify_files: bool = True) -> Manifes
     except OSError as e:
         raise ManifestError(f"{path}: cannot read: {e.strerror or e}") from None
     validate(data, path)
+    # class names as every stage compares them (NFC, no BOM): a manifest written by hand or by an older
+    # version may hold 'café' twice, composed and not, or a BOM the web app would show
+    labels = [class_name(label) for label in data["labels"]]
+    for i, label in enumerate(labels):
+        if not label or labels.index(label) != i:
+            why = f"the same class name as labels[{labels.index(label)}]" if label else "empty once normalized"
+            raise ManifestError(f"{path}: labels[{i}] is {data['labels'][i]!r}, {why}; expected 10 different "
+                                f"class names")
+    data["labels"] = labels
     m = Manifest(path, _upgrade(data))
     if verify_files:
         for a in m.artifacts:

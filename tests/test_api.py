@@ -108,3 +108,20 @@ def test_labels_files_and_folders_with_the_wrong_number_of_classes(tmp_path, nam
         Image.fromarray(np.zeros((28, 28), np.uint8)).save(few / name / "a.png")
     with pytest.raises(D.DataError, match=r"few \(sub-folders as classes\): 2 class names, expected 10"):
         D.load_folder(few)
+
+
+def test_api_train_refuses_a_folder_another_run_is_writing(tmp_path):
+    """The API takes the command line's lock: a second run into one folder is refused, not mixed."""
+    import fcntl
+    import os
+
+    from edgedigits.errors import EdgeDigitsError
+
+    fd = os.open(tmp_path / ".run.lock", os.O_RDWR | os.O_CREAT)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        with pytest.raises(EdgeDigitsError, match="another run is writing this folder now"):
+            api.train("sample", "tiny", tmp_path / "run", epochs=1, limit=64, say=lambda *_: None)
+        assert not (tmp_path / "run").exists()
+    finally:
+        os.close(fd)

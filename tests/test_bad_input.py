@@ -26,6 +26,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import ROOT
+from tests.test_imagesize import tiff_claiming
 
 TINY = ROOT / "deploy" / "models" / "tiny"  # the shipped tiny model, converted: a real manifest to break
 
@@ -174,6 +175,15 @@ def nul_csv(tmp: Path, size: int = 1 << 30) -> str:
     return str(path)
 
 
+def long_line_csv(tmp: Path, header: str, size: int = 50 << 20) -> str:
+    """A CSV whose second line is `size` bytes of "0," with no end."""
+    path = tmp / "long.csv"
+    with open(path, "w") as f:
+        f.write(header + "\n")
+        f.write("0," * (size // 2))
+    return str(path)
+
+
 def jpeg_claiming(path: Path, width: int, height: int) -> Path:
     """A few hundred bytes of real JPEG whose frame header claims width x height."""
     import cv2
@@ -206,11 +216,13 @@ def class_folders(tmp: Path, names) -> str:
     return str(tmp / "classes")
 
 
-def hold_lock(folder: Path, held=[]) -> str:  # noqa: B006  the lock is held while the row runs
-    """Another convert writing `folder` now: the lock beside it, held by this process."""
+def hold_lock(folder: Path, held=[], copy: Path | None = TINY) -> str:  # noqa: B006  held while the row runs
+    """Another run writing `folder` now: the lock beside it, held by this process. `copy`: what the
+    folder holds (the tiny model's conversion; None: no folder yet)."""
     import fcntl
 
-    shutil.copytree(TINY, folder)
+    if copy:
+        shutil.copytree(copy, folder)
     fd = os.open(folder.parent / f".{folder.name}.lock", os.O_RDWR | os.O_CREAT)
     fcntl.flock(fd, fcntl.LOCK_EX)
     held.append(fd)
@@ -226,6 +238,19 @@ def earlier_conversion(tmp: Path) -> str:
     (tmp / "o" / "mine").mkdir()
     (tmp / "o" / "mine" / "a.txt").write_text("mine")
     return str(tmp / "o")
+
+
+def run_with_hostile_card(tmp: Path) -> str:
+    """A run folder (the shipped tiny run) whose model card, written by an older version, holds HTML."""
+    shutil.copytree(ROOT / "train" / "pretrained" / "tiny", tmp / "run")
+    card = tmp / "run" / "model_card.md"
+    card.write_text(card.read_text() + "\n| classes | <img src=x onerror=alert(1)> |\n")
+    return str(tmp / "run" / "model.keras")
+
+
+def card_is_text(tmp: Path) -> bool:
+    card = json.loads((tmp / "o" / "manifest.json").read_text())["source"]["card"]
+    return "onerror=alert(1)" in card and "<img" not in card
 
 
 def kept_user_files(tmp: Path) -> bool:
@@ -398,6 +423,10 @@ CASES = [
          "Read-only file system", lambda t: {"v": video(t, keep=1.0)}, needs_ro=True),
     Case("deploy-save-into-source", ["deploy", "--source", "{d}", "--save", "{d}"], 2, "the folder of the source images",
          lambda t: {"d": two_images_one_stem(t)}),
+    Case("deploy-collect-onto-file", ["deploy", "--source", "{root}/docs/example.jpg", "--collect", "{f}"], 2,
+         "is a file, not a folder", lambda t: {"f": (t / "f").write_text("x") and str(t / "f")}),
+    Case("deploy-collect-read-only", ["deploy", "--source", "{root}/docs/example.jpg", "--headless", "--collect",
+                                      "{ro}/a"], 2, "Read-only file system", needs_ro=True),
     Case("deploy-web-no-out", ["deploy", "--target", "web"], 2, "give the folder with --out DIR"),
     Case("deploy-web-out-read-only", ["deploy", "--target", "web", "--out", "{ro}/app"], 2, "Read-only file system",
          needs_ro=True),
@@ -498,6 +527,16 @@ CASES = [
          "is the model's manifest", lambda t: {"m": manifest(t)}),
     Case("convert-while-another-converts", ["convert", "{tiny}/tiny.keras", "--out", "{o}", "--data", "sample"], 2,
          "another run is writing this folder now", lambda t: {"o": hold_lock(t / "o")}),
+    Case("train-while-another-trains-there", ["train", "--data", "sample", "--out", "{o}"], 2,
+         "--out {tmp}/r: another run is writing this folder now", lambda t: {"o": hold_lock(t / "r", copy=None)}),
+    Case("train-resume-while-another-resumes", ["train", "--resume", "{run}"], 2,
+         "--resume {tmp}/run: another run is writing this folder now",
+         lambda t: {"run": run_folder(t, {"model": "tiny"}), "x": hold_lock(t / "run", copy=None)}),
+    Case("deploy-web-while-another-builds-there", ["deploy", "--target", "web", "--model", "tiny", "--out", "{o}"], 2,
+         "--out {tmp}/app: another run is writing this folder now", lambda t: {"o": hold_lock(t / "app", copy=None)}),
+    Case("deploy-save-while-another-saves-there", ["deploy", "--source", "{root}/docs/example.jpg", "--headless",
+                                                   "--model", "tiny", "--save", "{o}"], 2,
+         "--save {tmp}/s: another run is writing this folder now", lambda t: {"o": hold_lock(t / "s", copy=None)}),
     Case("convert-over-an-earlier-keeps-the-users-files", ["convert", "{tiny}/tiny.keras", "--out", "{o}", "--data",
                                                           "sample", "--formats", "tflite_fp32", "--check-limit", "100"],
          0, "", lambda t: {"o": earlier_conversion(t)}, check=kept_user_files),
@@ -511,6 +550,11 @@ CASES = [
          "line 2: 784 columns, expected 785", lambda t: {"c": kaggle_csv(t, 785, 784)}),
     Case("predict-1-gib-of-nul-bytes", ["predict", "tiny", "{c}", "--kaggle", "--out", "{tmp}/s.csv"], 2,
          "line 2: longer than 16,384 characters", lambda t: {"c": nul_csv(t)}),
+    Case("predict-50-mb-single-line", ["predict", "tiny", "{c}", "--kaggle", "--out", "{tmp}/s.csv"], 2,
+         "line 2: longer than 16,384 characters",
+         lambda t: {"c": long_line_csv(t, ",".join(f"pixel{i}" for i in range(784)))}),
+    Case("train-csv-50-mb-single-line", ["train", "--data", "{c}"], 2, "line 2: longer than 16,384 characters",
+         lambda t: {"c": long_line_csv(t, "label," + ",".join(f"pixel{i}" for i in range(784)))}),
     Case("predict-folder-of-other-classes", ["predict", "tiny", "{d}", "--out", "{tmp}/p.csv"], 2,
          "are not the model's (0, 1, 2", lambda t: {"d": class_folders(t, "abcdefghij")}),
     Case("predict-huge-jpeg-in-a-folder-is-skipped", ["predict", "tiny", "{d}", "--out", "{tmp}/p.csv"], 0,
@@ -537,6 +581,23 @@ CASES = [
          "20000x20000 pixels, more than the 50 megapixels; skipped",
          lambda t: {"d": photos(t, "filename,label\nbig.png,1\na.jpg,2026\n",
                                 {"big.png": lambda p: png_header(p, 20000, 20000)})}, check=lambda t: True),
+    Case("deploy-huge-tiff-in-a-folder-is-skipped", ["deploy", "--source", "{d}", "--headless", "--model", "tiny"], 0,
+         "huge.tif: 60000x60000 pixels, more than the 50 megapixels; skipped",
+         lambda t: {"d": photos(t, "", {"huge.tif": lambda p: tiff_claiming(p, 60000, 60000)})}, check=lambda t: True),
+    Case("deploy-huge-tiff", ["deploy", "--source", "{i}", "--headless", "--model", "tiny"], 2,
+         "no frame could be read", lambda t: {"i": str(tiff_claiming(t / "huge.tiff", 60000, 60000))}),
+    Case("benchmark-photos-huge-tiff-is-skipped", ["benchmark", "photos", "{d}", "--model", "tiny", "--json",
+                                                   "{tmp}/p.json"], 0, "huge.tif: 60000x60000 pixels, more than the 50 megapixels; skipped",
+         lambda t: {"d": photos(t, "filename,label\nhuge.tif,1\na.jpg,2026\n",
+                                {"huge.tif": lambda p: tiff_claiming(p, 60000, 60000, big_endian=True)})},
+         check=lambda t: json.loads((t / "p.json").read_text())["photos"] == 1),
+    Case("predict-huge-tiff-in-a-folder-is-skipped", ["predict", "tiny", "{d}", "--out", "{tmp}/p.csv"], 0,
+         "huge.tif: 60000x60000 pixels, more than the 50 megapixels; skipped",
+         lambda t: {"d": photos(t, "x", {"huge.tif": lambda p: tiff_claiming(p, 60000, 60000)})},
+         check=lambda t: [r.split(",")[0] for r in (t / "p.csv").read_text().splitlines()[1:]] == ["a.jpg"]),
+    Case("train-huge-tiff-in-folder", ["train", "--data", "{d}"], 2, "60000x60000 pixels, more than the 50 megapixels",
+         lambda t: {"d": str((t / "mine" / "3").mkdir(parents=True) or tiff_claiming(t / "mine" / "3" / "x.tif",
+                                                                                      60000, 60000).parents[1])}),
     Case("deploy-huge-jpeg-header", ["deploy", "--source", "{j}", "--headless", "--model", "tiny"], 2,
          "no frame could be read", lambda t: {"j": str(jpeg_claiming(t / "huge.jpg", 60000, 60000))}),
     Case("deploy-huge-jpeg-in-a-folder-is-skipped", ["deploy", "--source", "{d}", "--headless", "--model", "tiny"], 0,
@@ -549,10 +610,24 @@ CASES = [
          lambda t: {"j": (t / "old.json").write_text('{"rows": []}') and str(t / "old.json")}),
     # ------------------------------------------------------------------ class names
     Case("manifest-labels-not-strings", ["deploy", "--manifest", "{m}", "--headless"], 2,
-         "labels[0] is 0; expected a class name", lambda t: {"m": manifest(t, lambda d: d.update(labels=list(range(10))))}),
+         "m/manifest.json: labels[0] is 0; expected a class name",
+         lambda t: {"m": manifest(t, lambda d: d.update(labels=list(range(10))))}),
+    Case("predict-manifest-labels-not-strings", ["predict", "{m}", "{c}", "--out", "{tmp}/p.csv"], 2,
+         "m/manifest.json: labels[9] is None; expected a class name",
+         lambda t: {"m": manifest(t, lambda d: d["labels"].__setitem__(9, None)), "c": kaggle_csv(t)}),
+    Case("manifest-labels-nfc-and-nfd-are-one-name", ["deploy", "--manifest", "{m}", "--headless"], 2,
+         "labels[9] is 'cafe\u0301', the same class name as labels[8]",
+         lambda t: {"m": manifest(t, lambda d: d.update(labels=[*"abcdefgh", "caf\u00e9", "cafe\u0301"]))}),
+    Case("predict-manifest-labels-normalized", ["predict", "{m}", "{c}", "--out", "{tmp}/p.json"], 0, "",
+         lambda t: {"m": manifest(t, lambda d: d.update(labels=["\ufeffzero", *"abcdefgh", "cafe\u0301"])),
+                    "c": kaggle_csv(t)},
+         check=lambda t: json.loads((t / "p.json").read_text())["labels"] == ["zero", *"abcdefgh", "caf\u00e9"]),
     Case("train-labels-nfc-and-nfd-are-one-name", ["train", "--data", "sample", "--labels", "{f}", "--out", "{tmp}/r"], 2,
          "class name 'caf\u00e9' appears more than once", lambda t: {"f": (t / "l.txt").write_text(
              "\ufeffcaf\u00e9\ncafe\u0301\n" + "\n".join("abcdefgh") + "\n") and str(t / "l.txt")}),
+    Case("convert-model-card-with-html", ["convert", "{m}", "--out", "{tmp}/o", "--data", "sample", "--formats",
+                                          "tflite_fp32", "--check-limit", "100"], 0, "",
+         lambda t: {"m": run_with_hostile_card(t)}, check=card_is_text),
     # ------------------------------------------------------------------ a cluster that is misconfigured
     Case("train-coordinator-no-port", ["train", "--backend", "jax", "--coordinator", "nohost", "--num-processes", "2",
                                        "--process-id", "0"], 2, "--coordinator 'nohost': expected HOST:PORT"),
@@ -595,6 +670,41 @@ def snapshot(folder: Path) -> set[str]:
     return {str(p.relative_to(folder)) for p in folder.rglob("*")}
 
 
+# `edgedigits ARGS` in the child itself, then its peak resident memory and the heavy libraries it loaded,
+# written to the file named first. VmHWM counts this process since exec, where ru_maxrss would carry
+# over the parent's (pytest's) peak.
+HEAVY = ("tensorflow", "keras", "jax", "onnx", "tf2onnx", "onnxruntime", "ai_edge_litert", "cv2", "matplotlib")
+MEASURED = f"""
+import json, sys
+from pathlib import Path
+from edgedigits.cli import main
+peak, sys.argv = sys.argv[1], ["edgedigits", *sys.argv[2:]]
+try:
+    code = main(sys.argv[1:])
+finally:
+    status = Path("/proc/self/status")
+    if status.exists():
+        hwm = next(line for line in status.read_text().splitlines() if line.startswith("VmHWM:"))
+        Path(peak).write_text(json.dumps({{"bytes": int(hwm.split()[1]) * 1024,
+                                          "libraries": [m for m in {HEAVY!r} if m in sys.modules]}}))
+sys.exit(code)
+"""
+MAX_PEAK_BYTES = 500_000_000  # the issue's bound on any bad input, above what the libraries themselves take
+_BASELINES: dict[tuple, int] = {}
+
+
+def baseline(libraries: tuple, env: dict) -> int:
+    """The peak resident memory of a fresh process that imports `libraries` and does nothing else:
+    TensorFlow alone takes about 700 MB here, before a command reads anything."""
+    if libraries not in _BASELINES:
+        code = "".join(f"import {m}\n" for m in libraries) + (
+            "from pathlib import Path\n"
+            "print(next(l for l in Path('/proc/self/status').read_text().splitlines() if l.startswith('VmHWM:')).split()[1])")
+        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+        _BASELINES[libraries] = int(proc.stdout.split()[-1]) * 1024
+    return _BASELINES[libraries]
+
+
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_bad_input(case, tmp_path_factory, read_only_dir):
     if case.needs_ro and read_only_dir is None:
@@ -605,15 +715,23 @@ def test_bad_input(case, tmp_path_factory, read_only_dir):
     before = snapshot(tmp)
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "EDGEDIGITS_DATA": str(tmp_path_factory.getbasetemp() / "cache"),
            **(case.env or {})}
-    proc = subprocess.run([sys.executable, "-m", "edgedigits", *args], capture_output=True, text=True, timeout=300,
+    peak = tmp_path_factory.mktemp("peak") / "bytes"  # outside the row's folder, which must not change
+    proc = subprocess.run([sys.executable, "-c", MEASURED, peak, *args], capture_output=True, text=True, timeout=300,
                           cwd=tmp, env=env)
     out, err = proc.stdout, proc.stderr
     assert "Traceback" not in out + err, err
     assert proc.returncode == case.code, (proc.returncode, out[-2000:], err[-2000:])
-    assert case.phrase in err, err[-2000:]
+    if peak.exists():  # Linux, and the command ended through main() (not a watchdog's os._exit)
+        measured = json.loads(peak.read_text())
+        base = baseline(tuple(measured["libraries"]), env)
+        assert measured["bytes"] - base < MAX_PEAK_BYTES, (
+            f"peak resident memory {measured['bytes'] / 1e6:.0f} MB, {base / 1e6:.0f} MB of it the libraries "
+            f"({', '.join(measured['libraries']) or 'none'})")
+    phrase = case.phrase.format(tmp=tmp) if "{tmp}" in case.phrase else case.phrase
+    assert phrase in err, err[-2000:]
     if case.code:
         errors = [line for line in err.splitlines() if line.startswith("error:") or ": error: " in line]
-        assert len(errors) == 1 and case.phrase in errors[0] + err, err[-2000:]
+        assert len(errors) == 1 and phrase in errors[0] + err, err[-2000:]
         assert snapshot(tmp) == before, "left behind: " + ", ".join(sorted(snapshot(tmp) - before))
         assert not (tmp / "pwned").exists()
     else:
@@ -644,10 +762,13 @@ def full_disk(tmp_path):
     if not proc or proc.returncode:
         pytest.skip(f"cannot mount a small tmpfs here: {(proc.stderr.strip() if proc else 'no mount command')}")
 
-    def fill():
+    def fill(leave: int = 0):
+        """Use up what is free but about `leave` bytes."""
         with open(where / "filler", "wb", buffering=0) as f:
+            st = os.statvfs(where)
+            f.write(bytes(max(0, st.f_bavail * st.f_frsize - leave)))
             try:
-                while True:
+                while not leave:
                     f.write(bytes(4096))
             except OSError:
                 pass
@@ -693,3 +814,79 @@ def test_a_full_disk_keeps_the_previous_annotated_video(full_disk, tmp_path):
     assert f"the previous {disk / 'out' / 'annotated.avi'} is kept" in errors[0], errors
     assert (disk / "out" / "annotated.avi").read_bytes() == b"the previous video"
     assert sorted(p.name for p in (disk / "out").iterdir()) == ["annotated.avi"]
+
+
+TRAIN_ON_A_SMALL_DISK = ["train", "--model", "tiny", "--data", "sample", "--limit", "500", "--epochs", "2"]
+
+
+def test_a_full_disk_before_training_leaves_nothing(full_disk, tmp_path):
+    disk, fill = full_disk
+    fill()
+    proc = run_edgedigits(*TRAIN_ON_A_SMALL_DISK, "--out", disk / "run", cwd=tmp_path)
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert proc.returncode == 1 and len(errors) == 1, proc.stderr[-3000:]
+    assert errors[0].startswith(f"error: {disk / 'run' / 'config.json'}: no space left on the device (needs "), errors
+    assert "bytes, 0 bytes free); nothing was written" in errors[0], errors
+    assert sorted(p.name for p in disk.iterdir()) == ["filler"]
+
+
+def test_a_full_disk_while_training_keeps_the_finished_epochs(full_disk, tmp_path):
+    """Room for the first epoch's files (config, model.keras of 175 kB, a 248 kB checkpoint, measured with
+    this model), not for the second's: h5py never writes on the full disk (it printed a traceback per
+    object and crashed), the error says what was needed, and the run resumes from epoch 1."""
+    disk, fill = full_disk
+    fill(leave=520_000)
+    proc = run_edgedigits(*TRAIN_ON_A_SMALL_DISK, "--out", disk / "run", cwd=tmp_path)
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert proc.returncode == 1 and len(errors) == 1, proc.stderr[-3000:]
+    assert "no space left on the device (needs " in errors[0] and "bytes free); the earlier file is kept" in errors[0]
+    assert str(disk / "run") in errors[0].split(":")[1], errors  # the file that did not fit, named first
+    assert f"continue with `edgedigits train --resume {disk / 'run'}`" in errors[0], errors
+    run = disk / "run"
+    assert json.loads((run / "checkpoint" / "state.json").read_text())["epoch"] == 1
+    assert sorted(p.name for p in run.rglob("*")) == ["checkpoint", "config.json", "history.csv", "model.keras",
+                                                       "state.json", "train.weights.h5"]
+    from edgedigits.train.io import load_keras_model
+
+    assert load_keras_model(run / "model.keras").count_params() > 0  # whole, not cut short
+
+
+def _same_files(a: Path, b: Path) -> bool:
+    files = lambda d: {p.relative_to(d): p.read_bytes() for p in d.rglob("*") if p.is_file()}  # noqa: E731
+    return files(a) == files(b)
+
+
+def test_a_full_disk_keeps_the_earlier_conversion(full_disk, tmp_path):
+    """Room for the model's copy, not for the exports: TensorFlow's own full-disk error (a
+    ResourceExhaustedError) stops the conversion instead of being recorded as nine failed exports in a
+    manifest that would replace the earlier one."""
+    disk, fill = full_disk
+    shutil.copytree(TINY, disk / "o")
+    fill(leave=300_000)
+    proc = run_edgedigits("convert", TINY / "tiny.keras", "--out", disk / "o", "--data", "sample", "--check-limit",
+                          "100", cwd=tmp_path)
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert proc.returncode == 1 and len(errors) == 1, proc.stderr[-3000:]
+    assert errors[0].startswith(f"error: {disk / 'o'}: no space left on the device: the new folder needs more "
+                                f"than the "), errors
+    assert "bytes free; the earlier folder is kept" in errors[0] and "(the earlier one holds" in errors[0], errors
+    assert _same_files(disk / "o", TINY)
+    assert sorted(p.name for p in disk.iterdir()) == ["filler", "o"]
+
+
+def test_a_full_disk_keeps_the_earlier_web_app(full_disk, tmp_path):
+    disk, fill = full_disk
+    (disk / "app").mkdir()
+    for name, text in (("index.html", "<p>the earlier app</p>"), ("model.json", "{}")):
+        (disk / "app" / name).write_text(text)
+    fill(leave=100_000)
+    proc = run_edgedigits("deploy", "--target", "web", "--model", "tiny", "--out", disk / "app", cwd=tmp_path)
+    if "needs npm" in proc.stderr or "npm ci" in proc.stderr:
+        pytest.skip(f"the web app's runtime is not installed here: {proc.stderr.strip()}")
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert proc.returncode == 1 and len(errors) == 1, proc.stderr[-3000:]
+    assert errors[0].startswith(f"error: {disk / 'app'}: no space left on the device: the new folder needs more "
+                                "than the "), errors
+    assert errors[0].endswith("bytes free; the earlier folder is kept"), errors
+    assert (disk / "app" / "index.html").read_text() == "<p>the earlier app</p>"
+    assert sorted(p.name for p in disk.iterdir()) == ["app", "filler"]

@@ -112,7 +112,7 @@ def worker(spec: dict) -> dict:
         lat.append(time.perf_counter() - t0)
     throughput = {}
     for b in spec["batches"]:
-        xb = x[:b] if len(x) >= b else np.resize(x, (b, 28, 28))
+        xb = x[:b] if len(x) >= b else np.resize(x, (b, *x.shape[1:]))
         run(xb)  # warm-up at this size (a resize for LiteRT)
         reps = max(3, 2000 // b)
         t0 = time.perf_counter()
@@ -280,16 +280,19 @@ def table(report: dict) -> str:
 
 
 def markdown(report: dict, command: str = "") -> str:
+    """The report as Markdown: every value the user named (model, data, a failure's reason) as text."""
+    from edgedigits.markdown import code, text
+
     head = "| " + " | ".join(c for c, _ in COLUMNS) + " |\n|" + "---|" * len(COLUMNS) + "\n"
-    body = "".join("| " + " | ".join(_cells(r)) + " |\n" for r in report["rows"])
-    libs = ", ".join(f"{k} {v}" for k, v in report["libraries"].items())
-    return (f"Model `{report['model']}`, {report['digits']} digits of {report['data']}; batch-1 latency over "
+    body = "".join("| " + " | ".join(map(text, _cells(r))) + " |\n" for r in report["rows"])
+    libs = text(", ".join(f"{k} {v}" for k, v in report["libraries"].items()))
+    return (f"Model {code(report['model'])}, {report['digits']} digits of {text(report['data'])}; batch-1 latency over "
             f"{report['runs']} runs with {report['threads']} thread(s); each row in a fresh process. mem MB: "
             f"the row's runtime at its peak (import, model, runs up to batch 256), above the worker's own "
             f"resident memory before it imported the runtime (VmHWM - VmRSS, /proc/self/status).\n\n"
-            + head + body + f"\nMachine: {report['machine']['processor']}, {report['machine']['cpus']} CPUs, "
-            f"{report['machine']['platform']}. Libraries: {libs}. Generated {report['created']}"
-            + (f" by `{command}`" if command else "") + ".\n")
+            + head + body + f"\nMachine: {text(report['machine']['processor'])}, {report['machine']['cpus']} CPUs, "
+            f"{text(report['machine']['platform'])}. Libraries: {libs}. Generated {report['created']}"
+            + (f" by {code(command)}" if command else "") + ".\n")
 
 
 def plot(report: dict, path: Path) -> list:

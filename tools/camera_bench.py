@@ -29,7 +29,7 @@ def generate(path: Path, frames: int, digits: int, seed: int = 0, codec: str = "
 
 
 def camera_benchmark(manifest, workdir: Path, frames: int = 300, digits: int = 4, threads: int = 1,
-                     one_core: bool = True, target: str = "cpu", codec: str = "IYUV", verifier: bool = False,
+                     one_core: bool = True, target: str = "cpu", codec: str = "IYUV", verifier: bool = True,
                      say=print) -> dict:
     import cv2
 

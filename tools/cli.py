@@ -74,8 +74,9 @@ def register(make, sub) -> None:
     p.add_argument("--compare", type=Path, metavar="OLD.json", help="gate: no regression against an earlier --json report")
     p.add_argument("--manifest", type=Path, help="camera, web, photos: this manifest instead of the shipped model")
     p.add_argument("--single", action="store_true", help="photos: each photo is one digit (deploy --single)")
-    p.add_argument("--verifier", action="store_true",
-                   help="camera, photos: segmentation by recognition with the digit verifier (deploy --verifier)")
+    p.add_argument("--verifier", action=argparse.BooleanOptionalAction, default=None,
+                   help="camera, photos: segmentation by recognition with the digit verifier (default, as deploy); "
+                        "--no-verifier: the geometric rules alone")
     p.add_argument("--frames", type=int, default=300, help="camera: frames in the generated video")
     p.add_argument("--digits", type=int, default=4, help="camera: digits per frame")
     p.add_argument("--codec", default="IYUV", choices=["IYUV", "MJPG"],
@@ -109,7 +110,7 @@ def run_benchmark(args) -> int:
     mode = args.what if args.what in APPLIES else "MANIFEST"
     applies = APPLIES[mode] | ({"--model"} if not args.what else set())
     given = set(getattr(args, "given", ())) | ({"--single"} if args.single else set()) | \
-        ({"--verifier"} if args.verifier else set())
+        ({"--verifier"} if args.verifier is not None else set())
     extra = sorted(given - applies)
     if extra:
         raise EdgeDigitsError(f"benchmark {args.what or 'MANIFEST'}: {', '.join(extra)} "
@@ -142,10 +143,10 @@ def run_benchmark(args) -> int:
             from edgedigits.tools.camera_bench import camera_benchmark
 
             report = camera_benchmark(manifest, Path(work), args.frames, args.digits, args.threads,
-                                      target=args.target, codec=args.codec, verifier=args.verifier)
+                                      target=args.target, codec=args.codec, verifier=args.verifier is not False)
             report.update(command=command, options={"model": str(args.manifest or args.model or "standard"), "frames": args.frames, "digits": args.digits,
                                                     "threads": args.threads, "target": args.target, "codec": args.codec,
-                                                    "verifier": args.verifier})
+                                                    "verifier": args.verifier is not False})
             if args.json:
                 _write(args.json, json.dumps(report, indent=1))
             return 0
@@ -172,9 +173,9 @@ def _photos(args, command: str) -> int:
     if not args.folder:
         raise EdgeDigitsError("benchmark photos: give the folder, e.g. `edgedigits benchmark photos photos/`")
     report = P.photo_benchmark(args.folder, args.manifest or shipped_manifest(args.model or "standard"), args.target, args.threads,
-                               args.single, verifier=args.verifier)
+                               args.single, verifier=args.verifier is not False)
     report.update(command=command, options={"model": str(args.manifest or args.model or "standard"), "threads": args.threads,
-                                            "target": args.target, "single": args.single, "verifier": args.verifier})
+                                            "target": args.target, "single": args.single, "verifier": args.verifier is not False})
     _save(args, report, P.markdown, P.plot)
     return 0
 
@@ -212,7 +213,7 @@ def _check_benchmark(args) -> dict | None:
         if model:
             inputs.update(checks.model_files(model))
     if args.folder and args.folder.is_dir():
-        from edgedigits.deploy.sources import IMAGE_SUFFIXES
+        from edgedigits.images import IMAGE_SUFFIXES
 
         inputs[args.folder / "labels.csv"] = "the photos' labels"
         inputs.update({p: "a photo" for p in args.folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES})

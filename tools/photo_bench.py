@@ -13,7 +13,6 @@ confusion matrix of the aligned digits, and the time per photo.
 from __future__ import annotations
 
 import csv
-import html
 import io
 import sys
 import time
@@ -99,12 +98,12 @@ def align(expected: str, read: str) -> list[tuple[str | None, str | None]]:
 
 
 def photo_benchmark(folder: Path, manifest: Path, target: str = "cpu", threads: int = 1, single: bool = False,
-                    fmt: str | None = None, verifier: bool = False, say=print) -> dict:
+                    fmt: str | None = None, verifier: bool = True, say=print) -> dict:
     import cv2
 
     from edgedigits.deploy import camera
     from edgedigits.deploy.runners import from_manifest
-    from edgedigits.deploy.sources import read_image
+    from edgedigits.images import read_image
 
     folder = Path(folder)
     rows = read_labels(folder)
@@ -180,11 +179,13 @@ def summary(report: dict) -> str:
 
 
 def markdown(report: dict, command: str = "") -> str:
-    out = [f"`{command}`" if command else "", "", summary(report), "",
+    from edgedigits.markdown import code, text
+
+    out = [code(command) if command else "", "", text(summary(report)), "",
            "| file | size | expected | read | ms |", "| --- | ---: | ---: | ---: | ---: |"]
     for f in report["files"]:
         read = f["read"] if f["exact"] else f"**{f['read'] or '-'}**"
-        name = html.escape(f["file"]).replace("|", "\\|")  # a file name is text, never HTML
+        name = text(f["file"])  # a file name is text, never HTML
         out.append(f"| {name} | {f['size'][0]}x{f['size'][1]} | {f['expected'] or '-'} | {read} | {f['recognize_ms']:.1f} |")
     out += ["", "Confusion of the aligned digits (rows: expected, columns: read):", "",
             "| | " + " | ".join(map(str, range(10))) + " |", "| --- " * 11 + "|"]

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shlex
 import shutil
 import sys
 import time
+from contextlib import ExitStack
 from dataclasses import fields
 from pathlib import Path
 
 from edgedigits import checks
+from edgedigits.atomic import folder_lock
 from edgedigits.errors import EdgeDigitsError, Interrupted
 
 
@@ -25,7 +28,7 @@ def add_train(make, sub) -> None:
         examples:
           edgedigits train                               # 'standard' on full MNIST (or the bundled sample offline)
           edgedigits train --model tiny --epochs 20
-          edgedigits train --data my_digits/ --from runs/train/standard-x/model.keras --epochs 5
+          edgedigits train --data my_digits/ --from deploy/models/standard --epochs 3 --mix mnist   # your handwriting
           edgedigits train --resume runs/train/standard-20261127-101500   # after a crash or Ctrl-C
           edgedigits train --backend jax                 # every GPU of this machine, data parallel
 
@@ -60,7 +63,12 @@ def add_train(make, sub) -> None:
     p.add_argument("--no-augment", action="store_true", help="train without augmentation (--augment 0)")
     p.add_argument("--labels", type=Path, metavar="FILE",
                    help="class names, one per line in output order (default: the data's own, else 0..9)")
-    p.add_argument("--from", dest="init_from", metavar="MODEL.keras", help="fine-tune this model instead of a new one")
+    p.add_argument("--from", dest="init_from", metavar="MODEL",
+                   help="fine-tune this model instead of a new one: a .keras file, or a manifest (or its folder) "
+                        "from `edgedigits convert`, whose source .keras lies beside it")
+    p.add_argument("--mix", metavar="DATA",
+                   help="fine-tuning on a folder of your digits (--from): the data mixed in so nothing is forgotten "
+                        "(default: auto, MNIST or the bundled sample; none: your digits alone)")
     p.add_argument("--backend", choices=["tensorflow", "jax", "torch"], help="Keras backend (default: $KERAS_BACKEND, else one that sees a GPU)")
     p.add_argument("--devices", type=int, metavar="N",
                    help="data parallel on N devices of this machine (JAX backend; default: every one JAX sees)")
@@ -94,16 +102,24 @@ def run_train(args) -> int:
     if args.resume:
         from dataclasses import asdict
 
-        saved = distribute.from_first(lambda: asdict(_saved_config(args.resume)), me)  # checked by process 0
-        cfg = TrainConfig(**saved)
-        cfg.command = cfg.command or command
-        _train_or_clean_up(train, cfg, args.resume, resume=True)
+        def saved_config():  # process 0, which alone writes the folder, checks it under its lock
+            if args.resume.is_dir():
+                held.enter_context(folder_lock(args.resume, "--resume"))
+            return asdict(_saved_config(args.resume))
+
+        with ExitStack() as held:
+            cfg = TrainConfig(**distribute.from_first(saved_config, me))
+            cfg.command = cfg.command or command
+            _train_or_clean_up(train, cfg, args.resume, resume=True)
         return 0
     augment = 0.0 if args.no_augment else args.augment
+    init_from = model_file(args.init_from) if args.init_from else ""
+    mix = args.mix or ("auto" if init_from and _image_folder(args.data) else "")
     cfg = TrainConfig(model=args.model, data=args.data, epochs=args.epochs or 0, batch_size=args.batch_size,
                       learning_rate=args.lr, patience=args.patience, val_fraction=args.val_fraction,
                       seed=args.seed, limit=args.limit, augment=augment, devices=args.devices or 0,
-                      init_from=str(args.init_from or ""), backend=args.backend or "", command=command)
+                      init_from=str(init_from), mix="" if mix == "none" else mix, backend=args.backend or "",
+                      command=command)
     if args.epochs is not None and args.epochs < 1:
         raise EdgeDigitsError(f"--epochs {args.epochs}: must be at least 1")
     _check(cfg, lambda name: OPTIONS[name])
@@ -115,8 +131,16 @@ def run_train(args) -> int:
         cfg.learning_rate = args.lr if args.lr != TrainConfig.learning_rate else args.lr / 10
     out = args.out or Path("runs/train") / f"{args.model}-{time.strftime('%Y%m%d-%H%M%S')}"
 
-    def check_out():
+    created = []  # the folders made for the run folder (process 0)
+
+    def check_out():  # process 0, which alone writes the run folder, checks it under its lock
         checks.output_folder("--out", out)
+        created.extend(p for p in out.parents if not p.exists())
+        try:
+            out.parent.mkdir(parents=True, exist_ok=True)  # the lock goes beside the run folder
+        except OSError as e:
+            raise EdgeDigitsError(f"--out {out}: cannot create the folder {out.parent}: {e.strerror or e}") from None
+        held.enter_context(folder_lock(out))  # a second run into this folder is refused, not mixed with this one
         if (out / "config.json").exists():
             raise EdgeDigitsError(f"{out}: already holds a run; use --resume {out} or another --out")
         theirs = sorted(name for name in RUN_FILES if (out / name).exists())
@@ -124,9 +148,40 @@ def run_train(args) -> int:
             raise EdgeDigitsError(f"--out {out}: holds {out / theirs[0]}, which a run would replace; it is not a run "
                                   f"folder (no config.json): choose another --out, or move it away")
 
-    distribute.from_first(check_out, me)  # only process 0 writes the run folder
-    _train_or_clean_up(train, cfg, out)
+    try:
+        with ExitStack() as held:
+            distribute.from_first(check_out, me)  # only process 0 writes the run folder
+            _train_or_clean_up(train, cfg, out)
+    except BaseException:
+        for parent in created:  # empty once the run folder went
+            if parent.is_dir() and not any(parent.iterdir()):
+                parent.rmdir()
+        raise
     return 0
+
+
+def model_file(spec: str) -> Path:
+    """--from: a .keras file, or a manifest (or its folder) whose source .keras lies beside it."""
+    from edgedigits.manifest import load_manifest, sha256_file
+
+    path = Path(spec)
+    if not (path.is_dir() or path.name == "manifest.json"):
+        return path  # checked with the other options (_check)
+    m = load_manifest(path, verify_files=False)
+    source = m.folder / m.data["source"]["file"]
+    if not source.is_file():
+        raise EdgeDigitsError(f"--from {spec}: the manifest's source model {source.name} is not beside it; "
+                              f"give the .keras file it was converted from")
+    if sha256_file(source) != m.data["source"]["sha256"]:
+        raise EdgeDigitsError(f"--from {spec}: {source} differs from the model the manifest was converted from "
+                              f"(SHA-256); give the .keras file you mean")
+    return source
+
+
+def _image_folder(data: str) -> bool:
+    """A folder of a user's own images (not an IDX folder): what --from fine-tunes on, mixed with MNIST."""
+    path = Path(data)
+    return path.is_dir() and not any(path.glob("train-images-idx3-ubyte*"))
 
 
 # what a run writes into its folder (trainer.py); a folder holding any of them without config.json is refused
@@ -136,7 +191,7 @@ RUN_FILES = ("config.json", "history.csv", "model.keras", "checkpoint", "metrics
 # TrainConfig field -> the option that sets it, for messages
 OPTIONS = {"batch_size": "--batch-size", "learning_rate": "--lr", "patience": "--patience", "limit": "--limit",
            "seed": "--seed", "augment": "--augment", "val_fraction": "--val-fraction", "epochs": "--epochs",
-           "init_from": "--from", "model": "--model"}
+           "init_from": "--from", "model": "--model", "mix": "--mix"}
 
 
 def _check(cfg, name) -> None:
@@ -217,18 +272,15 @@ def _check_state(state_file: Path) -> None:
 def _train_or_clean_up(train, cfg, out: Path, resume: bool = False) -> None:
     """Train; a run that fails or is interrupted before its first checkpoint leaves nothing behind
     (so the same command can run again), one interrupted later says how to resume it."""
-    created = [p for p in [out, *out.parents] if not p.exists()]  # the folders this run makes
+    made = not out.exists()  # the run makes the folder: on failure, it goes whole
     there = {name for name in RUN_FILES if (out / name).exists()}  # never removed: this run did not write them
     checkpoint = out / "checkpoint" / "state.json"
     try:
         train(cfg, out, resume=resume)
     except BaseException as e:
         if not resume and not checkpoint.is_file():
-            if created:
+            if made:
                 shutil.rmtree(out, ignore_errors=True)
-                for parent in created[1:]:
-                    if parent.is_dir() and not any(parent.iterdir()):
-                        parent.rmdir()
             else:
                 for name in set(RUN_FILES) - there - {"checkpoint"}:
                     (out / name).unlink(missing_ok=True)
@@ -241,4 +293,7 @@ def _train_or_clean_up(train, cfg, out: Path, resume: bool = False) -> None:
             if resume:
                 raise Interrupted(f"interrupted; continue with `edgedigits train --resume {out}`") from None
             raise Interrupted("interrupted before the first epoch ended; nothing was kept") from None
+        if isinstance(e, OSError) and e.errno == errno.ENOSPC and checkpoint.is_file():
+            raise OSError(e.errno, f"{e.strerror}; {out} keeps every finished epoch: free some space and "
+                                   f"continue with `edgedigits train --resume {out}`", e.filename) from None
         raise

@@ -22,30 +22,26 @@ hash (KNOWN_DATA: MNIST, Fashion-MNIST, with their licences), else the digits "0
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import os
-import unicodedata
-import warnings
 import zipfile
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from edgedigits.contract import DIGIT_SHAPE, LABELS, class_name  # class_name: NFC, no BOM: one name however it was typed
 from edgedigits.errors import DataError
-from edgedigits.imagesize import MAX_IMAGE_PIXELS, check_image  # images in a folder: size checked from the header
+# the IDX reader, also as this module's names (train/mnist.py, train/negatives.py and the tests use them)
+from edgedigits.idx import (IMAGE_MAGIC, LABEL_MAGIC, MAX_IDX_ITEMS, TEST_IMAGES, TEST_LABELS,  # noqa: F401
+                            TRAIN_IMAGES, TRAIN_LABELS, check_labels, idx_file, load_idx, parse_idx)
+from edgedigits.images import IMAGE_SUFFIXES, is_image, read_digit  # the one reader and digit normalization
 
-IMAGE_MAGIC = 2051  # IDX: unsigned byte, 3 dimensions
-LABEL_MAGIC = 2049  # IDX: unsigned byte, 1 dimension
 SAMPLE_PATH = Path(__file__).with_name("sample") / "mnist_sample.npz"
 SAMPLE_SOURCE = "bundled sample (MNIST train subset)"
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".pgm", ".tif", ".tiff", ".webp"}
 
-
-DIGIT_CLASSES = tuple(str(d) for d in range(10))
-NUM_CLASSES = 10  # every model has 10 outputs
+DIGIT_CLASSES = tuple(LABELS)  # the contract's classes
+NUM_CLASSES = len(LABELS)  # every model has 10 outputs
 
 
 @dataclass(frozen=True)
@@ -79,7 +75,7 @@ class Digits:
     ids: tuple[str, ...] | None = None  # a name per image (file names of an image folder), else None
 
     def __post_init__(self):
-        if self.images.ndim != 3 or self.images.shape[1:] != (28, 28) or self.images.dtype != np.uint8:
+        if self.images.ndim != 3 or self.images.shape[1:] != DIGIT_SHAPE or self.images.dtype != np.uint8:
             raise DataError(f"{self.source}: expected (N, 28, 28) uint8 images, got "
                             f"{self.images.shape} {self.images.dtype}")
         if self.labels is not None and self.labels.shape != (len(self.images),):
@@ -122,12 +118,6 @@ def read_labels(path: str | os.PathLike) -> list[str]:
     return check_class_names(names, path)
 
 
-def class_name(name) -> str:
-    """A class name as it is compared and stored: NFC (an 'é' typed or composed is one name), without
-    a byte-order mark or surrounding space."""
-    return unicodedata.normalize("NFC", str(name)).replace("\ufeff", "").strip()
-
-
 def check_class_names(names, where) -> list[str]:
     """The names, normalized (class_name); a count other than the model's outputs, an empty name or
     one given twice is refused."""
@@ -150,95 +140,23 @@ class Dataset:
 
 
 # ----------------------------------------------------------------------------------------- IDX files
-MAX_IDX_ITEMS = 1_000_000  # images or labels in one IDX file (MNIST: 60,000; EMNIST: 814,255)
+# the reader is edgedigits/idx.py (predict reads IDX test files with it too)
 MAX_ARRAY_BYTES = 1 << 30  # one array of an .npz
 
 
-def _open_maybe_gzip(path: Path):
-    try:
-        f = open(path, "rb")
-    except OSError as e:
-        raise DataError(f"{path}: cannot read: {e.strerror or e}") from None
-    if f.read(2) == b"\x1f\x8b":
-        f.close()
-        return gzip.open(path, "rb")
-    f.seek(0)
-    return f
+def load_idx_pair(images: Path, labels: Path | None) -> Digits:
+    """IDX images and their labels (None: unlabelled) as Digits."""
+    from edgedigits import idx
 
-
-def parse_idx(data: bytes, path: Path | str, expect_magic: int, header_only: bool = False) -> np.ndarray | None:
-    """Parse IDX bytes: a big-endian int32 magic, the dimension sizes, then row-major uint8."""
-    ndim = {IMAGE_MAGIC: 3, LABEL_MAGIC: 1}[expect_magic]
-    header = 4 * (1 + ndim)
-    if len(data) < header:
-        raise DataError(f"{path}: file is {len(data)} bytes, shorter than the {header}-byte IDX header")
-    magic = int.from_bytes(data[:4], "big")
-    if magic != expect_magic:
-        kind = "images" if expect_magic == IMAGE_MAGIC else "labels"
-        raise DataError(f"{path}: byte 0: magic number {magic}, expected {expect_magic} for IDX {kind}")
-    dims = tuple(int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
-    if ndim == 3 and dims[1:] != (28, 28):
-        raise DataError(f"{path}: header: images are {dims[1]}x{dims[2]}, expected 28x28")
-    if dims[0] > MAX_IDX_ITEMS:
-        raise DataError(f"{path}: header: {dims[0]:,} items, more than the {MAX_IDX_ITEMS:,} this loader reads")
-    if header_only:
-        return None
-    expected = header + int(np.prod(dims))
-    if len(data) != expected:
-        raise DataError(f"{path}: header says {dims} ({expected} bytes) but the data is "
-                        + (f"{len(data)} bytes (truncated)" if len(data) < expected else "longer (trailing bytes)"))
-    return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(dims)
-
-
-def load_idx(path: Path | str, expect_magic: int) -> np.ndarray:
-    """An IDX file, raw or gzipped, read as a stream: the header is checked first, then exactly the
-    bytes it announces are read (and one more, to catch trailing data). A gzip bomb or a lying header
-    costs no more memory than a real file of the stated limit (MAX_IDX_ITEMS)."""
-    path = Path(path)
-    ndim = {IMAGE_MAGIC: 3, LABEL_MAGIC: 1}[expect_magic]
-    try:
-        with _open_maybe_gzip(path) as f:
-            head = f.read(4 * (1 + ndim))
-            parse_idx(head, path, expect_magic, header_only=True)
-            dims = tuple(int.from_bytes(head[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
-            size = int(np.prod(dims))
-            body = f.read(size + 1)
-    except (EOFError, OSError, gzip.BadGzipFile, zlib.error) as e:
-        raise DataError(f"{path}: corrupt or truncated gzip archive ({e})") from None
-    if len(body) != size:
-        raise DataError(f"{path}: header says {dims} ({len(head) + size} bytes) but the data is "
-                        + (f"{len(head) + len(body)} bytes (truncated)" if len(body) < size
-                           else "longer (trailing bytes)"))
-    return np.frombuffer(body, dtype=np.uint8).reshape(dims)
-
-
-def _check_labels(labels: np.ndarray, path: Path | str) -> np.ndarray:
-    bad = np.flatnonzero(labels > 9)
-    if bad.size:
-        raise DataError(f"{path}: item {bad[0]}: label {labels[bad[0]]}, expected a digit 0..9")
-    return labels
-
-
-def _idx_file(folder: Path, stem: str) -> Path:
-    for name in (stem, stem + ".gz"):
-        if (folder / name).is_file():
-            return folder / name
-    raise DataError(f"{folder}: missing {stem}[.gz]")
-
-
-def load_idx_pair(images: Path, labels: Path) -> Digits:
-    x = load_idx(images, IMAGE_MAGIC)
-    y = _check_labels(load_idx(labels, LABEL_MAGIC), labels)
-    if len(x) != len(y):
-        raise DataError(f"{images}: {len(x)} images but {labels} holds {len(y)} labels")
+    x, y = idx.load_idx_pair(images, labels)
     return Digits(x, y, str(images))
 
 
 def load_idx_folder(folder: Path) -> Dataset:
-    train = load_idx_pair(_idx_file(folder, "train-images-idx3-ubyte"), _idx_file(folder, "train-labels-idx1-ubyte"))
+    train = load_idx_pair(idx_file(folder, TRAIN_IMAGES), idx_file(folder, TRAIN_LABELS))
     test = None
-    if any((folder / f"t10k-images-idx3-ubyte{s}").is_file() for s in ("", ".gz")):
-        test = load_idx_pair(_idx_file(folder, "t10k-images-idx3-ubyte"), _idx_file(folder, "t10k-labels-idx1-ubyte"))
+    if idx_file(folder, TEST_IMAGES, required=False):
+        test = load_idx_pair(idx_file(folder, TEST_IMAGES), idx_file(folder, TEST_LABELS))
     return Dataset(train, test)
 
 
@@ -300,7 +218,7 @@ def load_kaggle_csv(path: Path | str) -> Digits:
         raise DataError(f"{path}: cannot read as CSV text: {e}") from None
     if not batches:
         raise DataError(f"{path}: no data rows after the header")
-    images = np.concatenate(batches).reshape(-1, 28, 28)
+    images = np.concatenate(batches).reshape(-1, *DIGIT_SHAPE)
     return Digits(images, np.concatenate(labels) if has_label else None, str(path))
 
 
@@ -382,14 +300,14 @@ def load_npz(path: Path | str) -> Dataset:
 
     def split(xk: str, yk: str) -> Digits:
         x, y = arrays[xk], arrays[yk]
-        if x.ndim != 3 or x.shape[1:] != (28, 28):
+        if x.ndim != 3 or x.shape[1:] != DIGIT_SHAPE:
             raise DataError(f"{path}: {xk} has shape {x.shape}, expected (N, 28, 28)")
         if len(x) == 0:
             raise DataError(f"{path}: {xk} holds no images")
         x = _whole_numbers(x, f"{path}: {xk}", "pixel", 255)
         if y.ndim != 1:
             raise DataError(f"{path}: {yk} has shape {y.shape}, expected (N,)")
-        y = _check_labels(_whole_numbers(y, f"{path}: {yk}", "label", 9), f"{path}: {yk}")
+        y = check_labels(_whole_numbers(y, f"{path}: {yk}", "label", 9), f"{path}: {yk}")
         if len(x) != len(y):
             raise DataError(f"{path}: {xk} has {len(x)} images but {yk} has {len(y)} labels")
         return Digits(x, y, f"{path}:{xk}")
@@ -415,46 +333,13 @@ def _whole_numbers(a: np.ndarray, where: str, what: str, high: int) -> np.ndarra
 
 
 # --------------------------------------------------------------------------------- image folders
-def image_to_mnist(gray: np.ndarray) -> np.ndarray:
-    """A grayscale image of one digit -> (28, 28) uint8 white on black.
-
-    Dark-on-light images (ink on paper) are inverted; other sizes are resized with area averaging.
-    """
-    if gray.mean() > 127:
-        gray = 255 - gray
-    if gray.shape != (28, 28):
-        from PIL import Image
-
-        gray = np.asarray(Image.fromarray(gray).resize((28, 28), Image.Resampling.BOX))
-    return gray.astype(np.uint8)
-
-
-def _read_image(f: Path) -> np.ndarray:
-    from PIL import Image, UnidentifiedImageError
-
-    too_large = DataError(f"{f}: more than the {MAX_IMAGE_PIXELS // 1_000_000} megapixels a digit "
-                          f"image may have; refused before decoding")
-    check_image(f)  # "f: WxH pixels, more than the 50 megapixels", from the header
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(f) as im:  # reads the header only: the size is known before decoding
-                if im.width * im.height > MAX_IMAGE_PIXELS:
-                    raise too_large
-                gray = np.asarray(im.convert("L"))
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise too_large from None
-    except (OSError, UnidentifiedImageError, ValueError) as e:
-        raise DataError(f"{f}: not a readable image: {e}") from None
-    return image_to_mnist(gray)
-
-
 def _images_in(folder: Path) -> list[Path]:
-    return [f for f in sorted(folder.iterdir()) if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES]
+    return [f for f in sorted(folder.iterdir()) if is_image(f)]
 
 
 def load_folder(folder: Path | str, skip_bad: bool = False) -> Digits:
-    """A folder of digit images (any size; see image_to_mnist): sub-folders 0/ .. 9/, or 10 sub-folders
+    """A folder of digit images (any size; each read by images.read_digit, normalized as the camera
+    normalizes a digit; a 28x28 image taken as it is): sub-folders 0/ .. 9/, or 10 sub-folders
     named by class (sorted by name: their names are the class names), or a flat folder of images
     (unlabelled, for prediction). skip_bad (prediction): an image too large or unreadable is skipped
     with a warning on stderr; else it is an error (a training set is not trained on in part)."""
@@ -462,7 +347,7 @@ def load_folder(folder: Path | str, skip_bad: bool = False) -> Digits:
 
     def read(f: Path):
         try:
-            images.append(_read_image(f))
+            images.append(read_digit(f))
             return True
         except DataError as e:
             if not skip_bad:
@@ -475,7 +360,13 @@ def load_folder(folder: Path | str, skip_bad: bool = False) -> Digits:
     images, labels, ids = [], [], []
     classes = None
     if subs:
-        if all(d.name in DIGIT_CLASSES for d in subs):
+        digits = [d.name for d in subs if d.name in DIGIT_CLASSES]
+        if digits and len(digits) < len(subs):  # 0/ .. 9/ beside a folder that is no digit (unsure/, misc/)
+            odd = [d.name for d in subs if d.name not in DIGIT_CLASSES]
+            raise DataError(f"{folder}: sub-folder{'s' if len(odd) > 1 else ''} {', '.join(odd)} beside "
+                            f"{', '.join(digits)}: not one of the classes {', '.join(DIGIT_CLASSES)}; move "
+                            f"{'their' if len(odd) > 1 else 'its'} images into the folder of their digit, or out")
+        if digits:
             index = {d.name: int(d.name) for d in subs}
         else:
             classes = tuple(check_class_names([d.name for d in subs], f"{folder} (sub-folders as classes)"))

@@ -164,9 +164,46 @@ def initialize(job: Job, timeout_s: float = COORDINATOR_TIMEOUT_S) -> None:
         pass
     else:
         initialize_rng()
-    if jax.process_count() != job.processes:
-        raise EdgeDigitsError(f"--num-processes {job.processes}: the job at {job.coordinator} has "
-                              f"{jax.process_count()} processes; start every process with the same count")
+    if main:
+        _end_on_sigterm()
+    # every process's own --num-processes, in process order: a process started with 3 can join a job of 2
+    # (JAX counts the coordinator's), so each one checks them all, and all stop together
+    from jax.experimental import multihost_utils
+
+    counts = [int(n) for n in np.asarray(multihost_utils.process_allgather(np.int32(job.processes))).ravel()]
+    if set(counts) != {jax.process_count()}:
+        raise EdgeDigitsError(f"--num-processes: the job at {job.coordinator} has {jax.process_count()} processes, "
+                              f"started with --num-processes {', '.join(map(str, counts))} (process 0 first); "
+                              f"start every process with the same count")
+
+
+SIGTERM_GRACE_S = 5.0
+
+
+def _end_on_sigterm() -> None:
+    """SIGTERM ends the process even while a collective waits for a process that is gone.
+
+    The handler (a KeyboardInterrupt, cli.py) runs only when the main thread is back in Python, which a
+    blocked collective never lets happen. The C-level handler still writes the signal's number to the
+    wakeup fd at once: a thread reading it gives the main thread SIGTERM_GRACE_S to clean up, then ends
+    the process with one line."""
+    import signal
+    import sys
+    import threading
+
+    read, write = os.pipe()
+    os.set_blocking(write, False)
+    signal.set_wakeup_fd(write, warn_on_full_buffer=False)
+
+    def watch():
+        while signal.SIGTERM not in os.read(read, 64):
+            pass
+        threading.Event().wait(SIGTERM_GRACE_S)
+        print("error: terminated while waiting for the other processes (SIGTERM); nothing more was written",
+              file=sys.stderr, flush=True)
+        os._exit(128 + signal.SIGTERM)
+
+    threading.Thread(target=watch, name="sigterm", daemon=True).start()
 
 
 def this_process() -> Cluster:

@@ -1,12 +1,39 @@
-"""Loading .keras models safely, with errors that say what is wrong with the file."""
+"""Loading .keras models safely, with errors that say what is wrong with the file; saving them whole."""
 
 from __future__ import annotations
 
+import io
 import re
 import zipfile
 from pathlib import Path
+from typing import Callable
 
+from edgedigits.atomic import atomic_write_bytes
+from edgedigits.contract import INPUT_SHAPE, LABELS
 from edgedigits.errors import EdgeDigitsError
+
+
+class _Buffer(io.BytesIO):
+    """A file in memory that Keras' savers take where they want a path: they check the name's suffix
+    (`str(path)`), then write into any BytesIO."""
+
+    def __init__(self, name: str):
+        super().__init__()
+        self.name = name
+
+    def __str__(self) -> str:
+        return self.name
+
+
+def save_keras(path: Path, save: Callable[[io.BytesIO], object]) -> Path:
+    """`save(file)` (`model.save`, `model.save_weights`) into memory, then onto `path` whole.
+
+    h5py writing straight onto a full disk prints a traceback for every object it closes and can end
+    the process with a segfault; built in memory (a few MB for these models), only a plain write meets
+    the disk, and a disk without room is one line with the bytes needed, the earlier file kept."""
+    buf = _Buffer(Path(path).name)
+    save(buf)
+    return atomic_write_bytes(path, buf.getvalue())
 
 
 def load_keras_model(path: str | Path):
@@ -30,7 +57,7 @@ def load_keras_model(path: str | Path):
         raise EdgeDigitsError(f"{path}: cannot load as a Keras model: {_why(e)}") from None
     inputs, outputs = getattr(model, "inputs", None) or [], getattr(model, "outputs", None) or []
     shapes = [tuple(t.shape) for t in inputs], [tuple(t.shape) for t in outputs]
-    if [s[1:] for s in shapes[0]] != [(28, 28, 1)] or [s[1:] for s in shapes[1]] != [(10,)]:  # the contract
+    if [s[1:] for s in shapes[0]] != [INPUT_SHAPE] or [s[1:] for s in shapes[1]] != [(len(LABELS),)]:  # the contract
         raise EdgeDigitsError(f"{path}: not a digit model: inputs {shapes[0]}, outputs {shapes[1]}; expected "
                               f"one (N, 28, 28, 1) input and one (N, 10) output")
     return model

@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
+from edgedigits.contract import INPUT_SHAPE
+
 INPUT_NAME = "digits"
 OUTPUT_NAME = "probs"
 
@@ -46,7 +48,7 @@ def build_standard():
     import keras
     from keras import layers
 
-    inp = keras.Input((28, 28, 1), name=INPUT_NAME)
+    inp = keras.Input(INPUT_SHAPE, name=INPUT_NAME)
     x = _conv_bn_relu(inp, 24, name="s1a")               # (28, 28, 24)
     x = _conv_bn_relu(x, 32, name="s1b")
     x = layers.MaxPooling2D(name="s1_pool")(x)           # (14, 14, 32)
@@ -67,7 +69,7 @@ def build_tiny():
     import keras
     from keras import layers
 
-    inp = keras.Input((28, 28, 1), name=INPUT_NAME)
+    inp = keras.Input(INPUT_SHAPE, name=INPUT_NAME)
     x = _conv_bn_relu(inp, 16, name="s1a")              # (28, 28, 16)
     x = _sep_bn_relu(x, 24, name="s1b")
     x = layers.MaxPooling2D(name="s1_pool")(x)          # (14, 14, 24)

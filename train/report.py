@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from edgedigits.atomic import atomic_write
+from edgedigits.contract import LABELS
 
 
 def _pyplot():
@@ -92,16 +93,15 @@ def library_versions(names=("edgedigits", "keras", "tensorflow", "jax", "torch",
 
 
 def _text(value) -> str:
-    """A value shown as text in a Markdown table: HTML escaped (a Markdown viewer renders HTML), and a
-    `|` escaped so that it does not end the cell."""
-    import html
+    """A value shown as text in a Markdown table (edgedigits/markdown.py)."""
+    from edgedigits.markdown import text
 
-    return html.escape(str(value), quote=True).replace("|", "\\|")
+    return text(value)
 
 
 def write_model_card(path: Path, cfg, metrics: dict) -> None:
     versions = ", ".join(f"{k} {v}" for k, v in library_versions().items())
-    names = getattr(cfg, "labels", None) or [str(d) for d in range(10)]
+    names = getattr(cfg, "labels", None) or LABELS
     # names and paths come from the user (--labels, folder names): as text, never as HTML or Markdown
     names = [_text(n) for n in names]
     classes = ", ".join(f"{i}: {n}" if n != str(i) else n for i, n in enumerate(names))

@@ -1,5 +1,6 @@
 // The edgedigits web app: the phone's camera -> digits on paper -> the model, all in the browser.
 // Nothing leaves the device: the model and runtime are files of this app, cached by sw.js for offline use.
+import { cropsZip } from './crops.js';
 import { segmentVerified } from './group.js';
 import { CONFIG, segment } from './preprocess.js';
 
@@ -197,6 +198,15 @@ async function main() {
   $('start').onclick = startCamera;
   $('switch').onclick = () => { state.cameraIndex = (state.cameraIndex + 1) % state.cameras.length; startCamera(); };
   $('photo').onchange = (e) => e.target.files[0] && fromPhoto(e.target.files[0]);
+  $('crops').onclick = async () => {  // the last frame's digits as the model saw them, to fine-tune on
+    if (!state.last || !state.last.digits.length) { say('no digits to save yet'); return; }
+    const a = document.createElement('a');
+    a.href = URL.createObjectURL(await cropsZip(state.last, state.model.meta.labels, state.running ? 'camera' : 'photo', state.frames));
+    a.download = `crops-${state.frames}.zip`;
+    a.click();
+    setTimeout(() => URL.revokeObjectURL(a.href), 10000);
+    say(`saved ${state.last.digits.length} crops`);
+  };
   await startCamera();
 }
 

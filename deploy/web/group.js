@@ -3,10 +3,10 @@
 // runs in ONNX Runtime Web (app.js passes it in); everything else matches the Python code, in whole
 // numbers where Python's are, so both choose the same groups (tests/deploy/test_web_parity.py checks it function by function in Node).
 import {
-  CONFIG, boundingRect, components, count, crop, img, mergeGroups, pieceComponents, scan, segment, strokeWidth, toMnist, unionBox,
+  CONFIG, boundingRect, components, count, crop, dropSpecks, img, mergeGroups, pieceComponents, scan, segment, strokeWidth, toMnist, unionBox,
 } from './preprocess.js';
 
-const SET_ASIDE = 0.5, MAX_RUN = 3;
+const SET_ASIDE = 0.5, MAX_RUN = 3, MAX_CANDIDATES = 300;  // deploy/group.py
 
 function groupMask(mask, labels, box, ids) {
   const [x, y, w, h] = box, out = img(w, h), set = new Set(ids);
@@ -79,33 +79,29 @@ async function scoreAll(verify, items) {
   return verify(x, items.length);
 }
 
-// deploy/group.py read: [{box, image, line}] at the search size, in reading order
-// deploy/group.py drop_specks: specks of at most 3x3 pixels (the dots of dotted squared paper) removed
-function dropSpecks(mask) {
-  const { labels, boxes } = components(mask), speck = boxes.map((b, i) => i > 0 && b[2] <= 3 && b[3] <= 3);
-  if (!speck.some(Boolean)) return mask;
-  const out = img(mask.w, mask.h);
-  for (let i = 0; i < mask.data.length; i++) out.data[i] = speck[labels[i]] ? 0 : mask.data[i];
-  return out;
-}
 
+// deploy/group.py read: [{box, image, line}] at the search size, in reading order
 export async function read(ink, mask, cfg, verify) {
   mask = dropSpecks(mask);
   const { labels, comps } = pieceComponents(mask, cfg);
   const ids = comps.map((c) => c.id), boxes = comps.map((c) => c.box);
+  let spec = [];
   const cands = [], members = [];
   for (let g of mergeGroups(boxes)) {
     g = g.map((k, order) => [k, order]).sort((a, b) => (boxes[a[0]][1] + boxes[a[0]][3] / 2) - (boxes[b[0]][1] + boxes[b[0]][3] / 2) || a[1] - b[1]).map((p) => p[0]);
     members.push(g);
-    const longest = g.length <= 4 ? g.length : MAX_RUN;
-    for (let i = 0; i < g.length; i++) {
-      for (let j = i + 1; j <= Math.min(g.length, i + longest); j++) {
-        const box = unionBox(g.slice(i, j).map((k) => boxes[k]));
-        if (!plausible(mask, box, cfg)) continue;
-        const run = g.slice(i, j).map((k) => ids[k]), got = image(ink, mask, labels, box, run, cfg);
-        if (got) cands.push({ key: `${members.length - 1},${i},${j}`, ...got, run });
-      }
+    const longest = g.length <= 4 ? g.length : MAX_RUN, runs = [];
+    for (let i = 0; i < g.length; i++) for (let j = i + 1; j <= Math.min(g.length, i + longest); j++) runs.push([i, j]);
+    if (g.length > longest) runs.push([0, g.length]);  // and the whole cluster, as the geometric rules would read it
+    for (const [i, j] of runs) {
+      const box = unionBox(g.slice(i, j).map((k) => boxes[k]));
+      if (plausible(mask, box, cfg)) spec.push([members.length - 1, i, j, box]);
     }
+  }
+  if (spec.length > MAX_CANDIDATES) spec = [...spec].sort((a, b) => (a[2] - a[1]) - (b[2] - b[1])).slice(0, MAX_CANDIDATES);
+  for (const [ci, i, j, box] of spec) {
+    const run = members[ci].slice(i, j).map((k) => ids[k]), got = image(ink, mask, labels, box, run, cfg);
+    if (got) cands.push({ key: `${ci},${i},${j}`, ...got, run });
   }
   const p = await scoreAll(verify, cands);
   const score = new Map(cands.map((c, k) => [c.key, { ...c, p: p[k] }]));
@@ -123,21 +119,27 @@ export async function read(ink, mask, cfg, verify) {
   });
   // joined digits: a wide group, or one that reads badly, cut at its column valleys
   const splits = new Map(), segs = [];
-  chosen.forEach((c, k) => {
-    const [x, y, w, h] = c.box;
-    if (!(w >= 0.8 * h && (c.p < 0.9 || w > 1.25 * h))) return;
-    const cuts = [0, ...valleys(groupMask(mask, labels, c.box, c.run), h), w];
+  let budget = MAX_CANDIDATES - spec.length;
+  for (let k = 0; k < chosen.length; k++) {
+    const c = chosen[k], [x, y, w, h] = c.box;
+    if (!(w >= 0.8 * h && (c.p < 0.9 || w > 1.25 * h))) continue;
+    const cuts = [0, ...valleys(groupMask(mask, labels, c.box, c.run), h), w], pairs = [];
     for (let a = 0; a < cuts.length; a++) {
       for (let b = a + 1; b < cuts.length; b++) {
         const cw = cuts[b] - cuts[a];
         if ((a === 0 && b === cuts.length - 1) || cw < 0.2 * h) continue;
         if (cw > 1.3 * h) break;
-        const got = image(ink, mask, labels, c.box, c.run, cfg, [cuts[a], cuts[b]]);
-        if (got && plausible(mask, got.box, cfg)) segs.push({ key: `${k},${a},${b}`, ...got, run: c.run });
+        pairs.push([a, b]);
       }
     }
+    if (pairs.length > budget) break;  // the frame's work is spent: this piece and those after it stay whole
+    budget -= pairs.length;
+    for (const [a, b] of pairs) {
+      const got = image(ink, mask, labels, c.box, c.run, cfg, [cuts[a], cuts[b]]);
+      if (got && plausible(mask, got.box, cfg)) segs.push({ key: `${k},${a},${b}`, ...got, run: c.run });
+    }
     splits.set(k, cuts);
-  });
+  }
   if (segs.length) {
     const ps = await scoreAll(verify, segs);
     const seg = new Map(segs.map((c, k) => [c.key, { ...c, p: ps[k] }]));
@@ -205,7 +207,7 @@ export function lines(boxes) {
 
 // deploy/preprocess.py segment with a verifier: the digits of a frame in reading order, in frame pixels
 export async function segmentVerified(rgba, w, h, cfg = CONFIG, verify, single = false) {
-  const { ink, mask, f, single: one } = scan(rgba, w, h, cfg, single);
+  const { ink, mask, f, single: one } = scan(rgba, w, h, cfg, single, true);
   if (one) return segment(rgba, w, h, cfg, single);
   return (await read(ink, mask, cfg, verify)).map(({ box: [x, y, bw, bh], image: im, line, p }) =>
     ({ box: [x * f, y * f, bw * f, bh * f], line, image: im, p }));

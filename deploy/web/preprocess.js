@@ -549,6 +549,13 @@ export function boundingRect(mask) {
 
 export const count = (m) => { let n = 0; for (const v of m.data) n += v ? 1 : 0; return n; };
 
+const LARGE = 80;  // deploy/preprocess.py LARGE
+const pad = (src, w, h) => {  // zeros to the right and below, to w x h
+  const out = img(w, h);
+  for (let y = 0; y < src.h; y++) out.data.set(src.data.subarray(y * src.w, (y + 1) * src.w), y * w);
+  return out;
+};
+
 // deploy/preprocess.py to_mnist: one digit's ink and mask -> 28x28, MNIST's layout
 export function toMnist(ink, mask, cfg = CONFIG) {
   const out = new Uint8Array(784), r0 = boundingRect(mask);
@@ -557,7 +564,14 @@ export function toMnist(ink, mask, cfg = CONFIG) {
   const masked = img(ink.w, ink.h);
   for (let i = 0; i < masked.data.length; i++) masked.data[i] = keep.data[i] ? ink.data[i] : 0;
   let digit = crop(masked, ...r0);
-  const m = crop(mask, ...r0);
+  let m = crop(mask, ...r0);
+  const k = Math.floor(Math.max(digit.w, digit.h) / LARGE);
+  if (k >= 2) {  // a large piece is first shrunk by a whole factor, padded to a multiple of it
+    const dw = Math.ceil(digit.w / k), dh = Math.ceil(digit.h / k);
+    digit = resizeArea(pad(digit, dw * k, dh * k), dw, dh);
+    m = resizeArea(pad(m, dw * k, dh * k), dw, dh);
+    for (let i = 0; i < m.data.length; i++) m.data[i] = m.data[i] > 0 ? 255 : 0;
+  }
   const grow = (cfg.strokeTarget * Math.max(digit.w, digit.h) / 20 - strokeWidth(m)) / 2;
   if (grow >= 0.5) {  // a thin pen: thicken
     const r = round(grow), padded = img(digit.w + 2 * r, digit.h + 2 * r);
@@ -600,12 +614,22 @@ export function inkExtent(mask, k) {
   return 4 * tallest;
 }
 
+// deploy/preprocess.py drop_specks: specks of at most 3x3 pixels (the dots of dotted squared paper) removed
+export function dropSpecks(mask) {
+  const { labels, boxes } = components(mask), speck = boxes.map((b, i) => i > 0 && b[2] <= 3 && b[3] <= 3);
+  if (!speck.some(Boolean)) return mask;
+  const out = img(mask.w, mask.h);
+  for (let i = 0; i < mask.data.length; i++) out.data[i] = speck[labels[i]] ? 0 : mask.data[i];
+  return out;
+}
+
 // deploy/preprocess.py _search: the paper over a narrow window, then over half the ink's extent in a close-up
-function search(small, cfg, single) {
+function search(small, cfg, single, specks = false) {
   let k = Math.min(small.w, small.h) * cfg.paperFrac, ink, mask, boxes;
   for (let pass = 0; pass < 2; pass++) {
     ink = inkMap(small, round(k));
     mask = binarize(ink, cfg);
+    if (specks) mask = dropSpecks(mask);
     boxes = single ? singleBox(pieces(mask, cfg)) : findBoxes(mask, cfg);
     const extent = inkExtent(mask, k);
     if (extent / 2 <= 1.5 * k) break;
@@ -616,16 +640,16 @@ function search(small, cfg, single) {
 
 // deploy/preprocess.py segment, up to the search: grey, inverted if light on dark, searched at the
 // search size and again at twice the resolution for small or no digits. {ink, mask, boxes, f, single}
-export function scan(rgba, w, h, cfg = CONFIG, single = false) {
+export function scan(rgba, w, h, cfg = CONFIG, single = false, specks = false) {
   let gray = toGray(rgba, w, h);
   single = single || Math.max(w, h) <= cfg.singleSide;
   let f = Math.ceil(Math.max(w, h) / cfg.maxSide);  // the smallest whole factor that fits maxSide
   let small = shrink(gray, f);
   if (lightOnDark(small)) { gray = invert(gray); small = shrink(gray, f); }  // judged at the search size
-  let found = search(small, cfg, single);
+  let found = search(small, cfg, single, specks && !single);
   const tallest = Math.max(0, ...found.boxes.map((b) => b[3]));
   if ((f > 1 && tallest > 0 && tallest < cfg.smallDigit) || (f >= 3 && !found.boxes.length)) {
-    const fine = Math.ceil(f / 2), again = search(shrink(gray, fine), cfg, single);  // small or no digits: twice the resolution
+    const fine = Math.ceil(f / 2), again = search(shrink(gray, fine), cfg, single, specks && !single);  // small or no digits: twice the resolution
     if (again.boxes.length) { f = fine; found = again; }
   }
   return { ...found, f, single };
@@ -634,6 +658,13 @@ export function scan(rgba, w, h, cfg = CONFIG, single = false) {
 // deploy/preprocess.py segment without a verifier: every digit of a frame by the geometric rules, in
 // reading order; with single, the image is one digit
 export function segment(rgba, w, h, cfg = CONFIG, single = false) {
+  if (w === 28 && h === 28) {  // already a model input: as it is (deploy/preprocess.py segment)
+    const gray = toGray(rgba, w, h);
+    let sum = 0;
+    for (const v of gray.data) sum += v;
+    const image = sum / 784 > 127 ? gray.data.map((v) => 255 - v) : gray.data;
+    return [{ box: [0, 0, 28, 28], line: 0, image }];
+  }
   const { ink, mask, boxes, f } = scan(rgba, w, h, cfg, single);
   return readingOrder(boxes).map(({ box: [x, y, bw, bh], line }) => ({
     box: [x * f, y * f, bw * f, bh * f],  // in the frame's pixels

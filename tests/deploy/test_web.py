@@ -63,7 +63,18 @@ def test_app_files_and_policy(app):
     assert "__VERSION__" not in (app / "sw.js").read_text()
     meta = json.loads((app / "model.json").read_text())
     assert meta["format"] == "onnx_int8" and meta["labels"] == [str(d) for d in range(10)]
-    assert "verifier" not in meta and meta["segment"]["minDigit"] == 0.1  # the verifier is opt-in (--verifier)
+    # segmentation by recognition by default: the verifier ships with the app and is precached
+    assert meta["verifier"]["model"] == "verifier.onnx" and "verifier.onnx" in files
+    assert meta["segment"]["minDigit"] == 0.1
+
+
+def test_app_without_the_verifier(shipped, tmp_path):
+    out = tmp_path / "app"
+    code, _, err = run_cli("deploy", "--target", "web", "--manifest", str(shipped[1]), "--out", str(out),
+                           "--no-verifier")
+    assert code == 0, err
+    assert "verifier" not in json.loads((out / "model.json").read_text())
+    assert not (out / "verifier.onnx").exists() and "verifier.onnx" not in json.loads((out / "precache.json").read_text())
 
 
 @needs_browser

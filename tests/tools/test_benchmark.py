@@ -1,5 +1,6 @@
 import hashlib
 import json
+import re
 import shutil
 
 import numpy as np
@@ -170,3 +171,36 @@ def test_a_model_trained_on_other_digits_is_not_benchmarked_on_these_by_default(
     (folder / "manifest.json").write_text(json.dumps(manifest))
     code, stdout, err = run_cli("benchmark", str(folder), "--runs", "5")
     assert code == 2 and "trained on Fashion-MNIST" in err and "--data" in err, (stdout, err)
+
+
+HOSTILE = "<img src=x onerror=alert(1)> a|b `c`"
+
+
+def _rendered_table(md: str):
+    """The Markdown as a GFM viewer renders it (HTML allowed): its HTML, and the cells of each table row."""
+    markdown_it = pytest.importorskip("markdown_it")
+    page = markdown_it.MarkdownIt("commonmark", {"html": True}).enable("table").render(md)
+    rows = [len(re.findall(r"<t[dh][ >]", row.split("</tr>")[0])) for row in page.split("<tr>")[1:]]
+    return page, rows
+
+
+def test_markdown_shows_what_the_user_named_as_text():
+    """A model, a data source or a failure's reason holding HTML, `|` or backticks: shown as text, and
+    every table row keeps its columns."""
+    from edgedigits.tools import benchmark, photo_bench
+
+    row = {"format": "onnx_int8", "status": "error", "reason": HOSTILE, "size_bytes": 1000}
+    report = {"model": HOSTILE, "digits": 10, "data": HOSTILE, "runs": 1, "threads": 1, "rows": [row],
+              "libraries": {"onnxruntime": HOSTILE}, "created": "today",
+              "machine": {"processor": HOSTILE, "cpus": 2, "platform": HOSTILE}}
+    page, rows = _rendered_table(benchmark.markdown(report, command=f"edgedigits benchmark {HOSTILE}"))
+    assert "<img" not in page and "&lt;img src=x" in page
+    assert rows == [len(benchmark.COLUMNS)] * 2, rows
+
+    photos = {"folder": HOSTILE, "exact": 0, "photos": 1, "exact_rate": 0.0, "digits": 0,
+              "recognize_ms": {"p50": 1.0, "p95": 1.0, "max": 1.0}, "confusion": [[0] * 10] * 10,
+              "files": [{"file": HOSTILE + ".jpg", "size": [10, 10], "expected": "1", "read": "", "exact": False,
+                         "recognize_ms": 1.0}]}
+    page, rows = _rendered_table(photo_bench.markdown(photos, command=f"edgedigits benchmark photos {HOSTILE}"))
+    assert "<img" not in page and "&lt;img src=x" in page
+    assert rows[:2] == [5, 5] and set(rows[2:]) == {11}, rows

@@ -164,3 +164,71 @@ def test_time_to_accuracy_is_read_off_the_history():
                {"epoch": 3, "val_accuracy": 0.9970, "wall_seconds": 18.0}]
     assert time_to_accuracy(history, 99.6) == {"percent": 99.6, "epoch": 2, "wall_seconds": 15.5}
     assert time_to_accuracy(history, 99.8) is None
+
+
+def _start(i: int, n: int, port: int, out, *extra):
+    env = {**os.environ, "KERAS_BACKEND": "jax", "TF_CPP_MIN_LOG_LEVEL": "3", "XLA_FLAGS": ""}
+    args = ["--coordinator", f"127.0.0.1:{port}", "--num-processes", str(n), "--process-id", str(i)]
+    return subprocess.Popen([sys.executable, "-m", "edgedigits", *RUN, *args, "--out", str(out), *extra], env=env,
+                            text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def test_a_process_started_with_another_count_stops_the_job(tmp_path):
+    """Process 1 started with --num-processes 3 joins process 0's job of 2 (JAX counts the coordinator's):
+    both stop with the same line, before anything is written, and neither hangs at exit."""
+    port = _free_port()
+    procs = [_start(0, 2, port, tmp_path / "r0"), _start(1, 3, port, tmp_path / "r1")]
+    outs = [p.communicate(timeout=240) for p in procs]
+    for p, (out, err) in zip(procs, outs):
+        assert p.returncode == 2, (out[-2000:], err[-2000:])
+        errors = [line for line in err.splitlines() if line.startswith("error:")]
+        assert errors == [f"error: --num-processes: the job at 127.0.0.1:{port} has 2 processes, started with "
+                          "--num-processes 2, 3 (process 0 first); start every process with the same count"], err
+        assert "Traceback" not in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def _wait_for(proc, what, seconds: float):
+    deadline = time.time() + seconds
+    while time.time() < deadline and proc.poll() is None and not what():
+        time.sleep(0.2)
+    return what()
+
+
+def test_sigterm_ends_a_process_waiting_for_the_coordinator(tmp_path):
+    """Nobody listens at the coordinator's address: the process waits (in C++, where Python's handlers do
+    not run), and SIGTERM ends it at once, long before --coordinator-timeout."""
+    proc = _start(1, 2, _free_port(), tmp_path / "r", "--coordinator-timeout", "120")
+    time.sleep(20)  # past the imports, into jax.distributed.initialize
+    assert proc.poll() is None, proc.communicate()
+    t0 = time.time()
+    proc.send_signal(signal.SIGTERM)
+    try:
+        out, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert time.time() - t0 < 10, err[-2000:]
+    assert proc.returncode != 0 and "Traceback" not in err, err[-2000:]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_sigterm_ends_a_process_whose_peer_is_gone(tmp_path):
+    """Both processes joined; process 1 is killed, so process 0 waits in a collective that never ends.
+    SIGTERM ends it within the grace it gives its own clean-up, with one line."""
+    from edgedigits.train.distribute import SIGTERM_GRACE_S
+
+    port = _free_port()
+    procs = [_start(0, 2, port, tmp_path / "r0"), _start(1, 2, port, tmp_path / "r1")]
+    started = lambda: (tmp_path / "r0" / "config.json").exists()  # noqa: E731  joined, and training
+    assert _wait_for(procs[0], started, 240), [p.poll() for p in procs]
+    procs[1].kill()
+    procs[1].wait()
+    time.sleep(2)  # process 0 reaches a collective that waits for process 1
+    t0 = time.time()
+    procs[0].send_signal(signal.SIGTERM)
+    try:
+        out, err = procs[0].communicate(timeout=SIGTERM_GRACE_S + 10)
+    finally:
+        procs[0].kill()
+    assert time.time() - t0 < SIGTERM_GRACE_S + 10, err[-2000:]
+    assert procs[0].returncode != 0 and "Traceback" not in err, err[-2000:]

@@ -157,18 +157,60 @@ def test_resume_after_sigkill_matches_uninterrupted(tmp_path):
     assert abs(resumed["val_loss"] - straight["val_loss"]) < 0.03, (resumed, straight)
 
 
-def test_fine_tune_from_model_on_own_digits(small_run, tmp_path, sample):
-    from PIL import Image
+def _own_digits(folder, sample, n=60):
+    """n real digits as 28x28 ink-on-paper PNGs in sub-folders 0/ .. 9/ (what `deploy --collect` writes)."""
+    import cv2
 
-    for i in range(60):
-        sub = tmp_path / "mine" / str(sample.test.labels[i])
+    for i in range(n):
+        sub = folder / str(sample.test.labels[i])
         sub.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(255 - sample.test.images[i]).save(sub / f"{i}.png")
-    code, out, err = run_cli("train", "--from", str(small_run / "model.keras"), "--data", str(tmp_path / "mine"),
-                             "--epochs", "1", "--val-fraction", "0.2", "--out", str(tmp_path / "ft"))
+        cv2.imwrite(str(sub / f"{i}.png"), 255 - sample.test.images[i])
+    return folder
+
+
+def test_fine_tuning_starts_from_the_given_model(tmp_path, sample):
+    """--from matters: one step at a vanishing learning rate keeps the shipped model's accuracy on the
+    mixed-in data's test set; the same run from fresh weights is at chance."""
+    from tests.conftest import ROOT
+
+    mine = _own_digits(tmp_path / "mine", sample)
+    common = ["--data", str(mine), "--mix", "sample", "--epochs", "1", "--lr", "1e-7", "--val-fraction", "0.2"]
+    code, out, err = run_cli("train", *common, "--from", str(ROOT / "deploy" / "models" / "standard"),
+                             "--out", str(tmp_path / "ft"))
     assert code == 0, err
+    assert "mixing: 49 of your digits x 41 with" in out, out  # 60 less a validation share of 0.2 per class
+    tuned = json.loads((tmp_path / "ft" / "metrics.json").read_text())
     card = (tmp_path / "ft" / "model_card.md").read_text()
-    assert "fine-tuned from" in card and str(tmp_path / "mine") in card
+    assert "fine-tuned from" in card and "standard.keras" in card and str(mine) in card
+    code, out, err = run_cli("train", *common, "--out", str(tmp_path / "fresh"))
+    assert code == 0, err
+    fresh = json.loads((tmp_path / "fresh" / "metrics.json").read_text())
+    assert tuned["test_digits"] == fresh["test_digits"] == len(sample.test)
+    assert tuned["test_accuracy"] >= 0.99 and fresh["test_accuracy"] < 0.3, (tuned, fresh)
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda d: d.mkdir(), "no digit images found"),
+    (lambda d: (d.mkdir(), (d / "notes.txt").write_text("x"), (d / "3").mkdir(), (d / "3" / "a.csv").write_text("1")),
+     "no digit images found"),
+    (lambda d: (d.mkdir(), (d / "3").mkdir(), (d / "3" / "a.png").write_text("not a PNG")), "3/a.png: not a readable image"),
+    (lambda d: [(d / n).mkdir(parents=True) or (d / n / "a.png").write_bytes(_PNG) for n in ("3", "unsure")],
+     "sub-folder unsure beside 3: not one of the classes 0, 1, 2"),
+    (lambda d: [(d / n).mkdir(parents=True) or (d / n / "a.png").write_bytes(_PNG) for n in "abcdefghij"],
+     "sub-folders a, b, c, d, e, f, g, h, i, j are not the classes 0, 1"),
+])
+def test_fine_tuning_on_bad_folders_is_refused_clearly(make, message, tmp_path):
+    from tests.conftest import ROOT
+
+    make(tmp_path / "mine")
+    code, out, err = run_cli("train", "--data", str(tmp_path / "mine"), "--from", str(ROOT / "deploy" / "models" / "standard"),
+                             "--mix", "sample", "--epochs", "1", "--out", str(tmp_path / "r"))
+    assert code == 2, (out, err)
+    assert message in err and "Traceback" not in err, err
+    assert not (tmp_path / "r").exists()
+
+
+_PNG = __import__("cv2").imencode(".png", np.full((28, 28), 200, np.uint8))[1].tobytes()  # a real 28x28 PNG
 
 
 @pytest.mark.parametrize("args, message", [
@@ -177,6 +219,7 @@ def test_fine_tune_from_model_on_own_digits(small_run, tmp_path, sample):
     (["--augment", "-1"], "--augment -1.0: must be 0 (off) or more"),
     (["--resume", "/tmp"], "/tmp: not a run folder"),
     (["--from", "/nonexistent.keras"], "/nonexistent.keras: no such model file"),
+    (["--from", "/tmp"], "/tmp/manifest.json: no manifest here"),
 ])
 def test_cli_errors_are_clear(args, message, tmp_path):
     code, out, err = run_cli("train", "--out", str(tmp_path / "r"), *args)
