@@ -16,12 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
-from edgedigits import __version__
 from edgedigits.convert import export as X
-from edgedigits.formats import resolve
+from edgedigits.formats import Format, resolve
 from edgedigits.contract import LABELS, PREPROCESSING, to_float  # the input contract, shared by every stage
 from edgedigits.manifest import NAME, load_manifest, sha256_file, write_manifest
-from edgedigits.deploy.runners import load_runner  # each artifact is checked by the runner a device uses
+from edgedigits.deploy.runners import open_runner  # each artifact is checked by the runner a device uses
 from edgedigits.atomic import atomic_folder, atomic_write, folder_lock, is_disk_full
 from edgedigits.errors import EdgeDigitsError
 
@@ -136,8 +135,8 @@ def io_details(runner) -> tuple[list[dict], list[dict]]:
     return [o(t) for t in s.get_inputs()], [o(t) for t in s.get_outputs()]
 
 
-def check_artifact(path: Path, check, keras_pred: np.ndarray, tolerance_pp: float) -> dict:
-    runner = load_runner(path)
+def check_artifact(path: Path, fmt: Format, check, keras_pred: np.ndarray, tolerance_pp: float) -> dict:
+    runner = open_runner(path, fmt.runtime)  # the runtime the format's row names (the Edge TPU's file on the CPU)
     probs = runner(check.images)
     pred = probs.argmax(1)
     acc = float(np.mean(pred == check.labels))
@@ -306,7 +305,7 @@ def _convert_into(out: Path, model, model_path: Path, formats, cfg: ConvertConfi
             t0 = time.perf_counter()
             entry = {"format": f.name, "precision": f.precision, "runtime": f.runtime, "devices": f.devices}
             try:
-                path = getattr(X, f.export)(ctx, out / f"{name}{f.suffix}")
+                path = X.EXPORTS[f.name](ctx, out / f"{name}{f.suffix}")
             except EdgeDigitsError as e:
                 entry.update(status="export_failed", reason=str(e), file=None)
             except Exception as e:  # a converter's own failure: recorded in the row, the others go on
@@ -316,7 +315,7 @@ def _convert_into(out: Path, model, model_path: Path, formats, cfg: ConvertConfi
             else:
                 ctx.artifacts[f.name] = path
                 entry.update(file=path.name, sha256=sha256_file(path), size_bytes=path.stat().st_size)
-                entry.update(check_artifact(path, check, keras_pred, cfg.tolerance_pp))
+                entry.update(check_artifact(path, f, check, keras_pred, cfg.tolerance_pp))
                 if f.name in ctx.reports:
                     entry["details"] = ctx.reports[f.name].summary()
             entry["seconds"] = round(time.perf_counter() - t0, 2)
@@ -327,8 +326,7 @@ def _convert_into(out: Path, model, model_path: Path, formats, cfg: ConvertConfi
 
             say(explain_int8(ctx, out / f"{name}.int8-layers.csv"))
 
-    manifest = write_manifest(out, {
-        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "edgedigits_version": __version__,
+    manifest = write_manifest(out, {  # the manifest module adds the schema, the time and the version
         "labels": labels, "preprocessing": PREPROCESSING,
         "source": {"file": source.name, "sha256": sha256_file(source), "model": name,
                    "parameters": int(model.count_params()),

@@ -59,11 +59,13 @@ class EdgeTPUReport:
         return self.first_cpu_op is None
 
     def summary(self) -> dict:
+        """The manifest's `details`. The op counts are this module's estimate (our op-by-op check), named
+        apart from the compiler's own `ops_on_edgetpu`, which only `compiler` holds, when it ran."""
         d = asdict(self)
         d["ops"] = [asdict(o) for o in self.ops]
         d["maps_fully"] = self.maps_fully
-        d["ops_on_edgetpu"] = len(self.ops) if self.maps_fully else self.first_cpu_op
-        d["ops_on_cpu"] = 0 if self.maps_fully else len(self.ops) - self.first_cpu_op
+        d["estimated_ops_on_edgetpu"] = len(self.ops) if self.maps_fully else self.first_cpu_op
+        d["estimated_ops_on_cpu"] = 0 if self.maps_fully else len(self.ops) - self.first_cpu_op
         return d
 
     def text(self) -> str:
@@ -72,13 +74,17 @@ class EdgeTPUReport:
             where = "Edge TPU" if self.first_cpu_op is None or o.index < self.first_cpu_op else "CPU"
             lines.append(f"  {o.index:3d} {o.op:<22} {where:<8} {'' if o.ok else o.reason}")
         if self.maps_fully:
-            lines.append(f"all {len(self.ops)} ops can run on the Edge TPU")
+            lines.append(f"estimate (edgedigits' op check, not the compiler): all {len(self.ops)} ops can run "
+                         f"on the Edge TPU")
         else:
             bad = self.ops[self.first_cpu_op]
-            lines.append(f"op {bad.index} ({bad.op}) cannot run on the Edge TPU: {bad.reason}; it and the "
-                         f"{len(self.ops) - self.first_cpu_op - 1} ops after it would run on the CPU")
+            lines.append(f"estimate (edgedigits' op check, not the compiler): op {bad.index} ({bad.op}) cannot run "
+                         f"on the Edge TPU: {bad.reason}; it and the {len(self.ops) - self.first_cpu_op - 1} ops "
+                         f"after it would run on the CPU")
         if self.compiler:
-            lines.append("compiler: " + ", ".join(f"{k} {v}" for k, v in self.compiler.items()))
+            lines.append("compiler: " + ", ".join(f"{k} {v}" for k, v in self.compiler.items() if k != "op_status"))
+            lines += [f"  {r['op']} x{r['count']}: {r['status']}" for r in self.compiler.get("op_status", [])
+                      if r["status"] != "Mapped to Edge TPU"]
         if self.note:
             lines.append(self.note)
         return "\n".join(lines)
@@ -134,19 +140,30 @@ def check_model(path: Path) -> EdgeTPUReport:
     return report
 
 
+# The summary edgetpu_compiler (versions 15 and 16) prints with -s, after "Model compiled successfully";
+# then, with -s, a table of "Operator  Count  Status" rows, one per op type and status.
+COMPILER_FIGURES = {
+    "ops_on_edgetpu": r"Number of operations that will run on Edge TPU:\s*(\d+)",
+    "ops_on_cpu": r"Number of operations that will run on CPU:\s*(\d+)",
+    "total_ops": r"Total number of operations:\s*(\d+)",
+    "subgraphs": r"Number of Edge TPU subgraphs:\s*(\d+)",
+    "on_chip_memory": r"On-chip memory used for caching model parameters:\s*([\d.]+\s*\w+)",
+    "off_chip_memory": r"Off-chip memory used for streaming uncached model parameters:\s*([\d.]+\s*\w+)",
+}
+OP_ROW = re.compile(r"^([A-Z][A-Z0-9_]*)\s+(\d+)\s+(\S.*?)\s*$")
+
+
 def parse_compiler_log(log: str) -> dict:
-    """The figures edgetpu_compiler prints with -s."""
-    patterns = {
-        "ops_on_edgetpu": r"Number of operations that will run on Edge TPU:\s*(\d+)",
-        "ops_on_cpu": r"Number of operations that will run on CPU:\s*(\d+)",
-        "on_chip_memory": r"On-chip memory used for caching model parameters:\s*([\d.]+\s*\w+)",
-        "off_chip_memory": r"Off-chip memory used for streaming uncached model parameters:\s*([\d.]+\s*\w+)",
-    }
+    """The figures edgetpu_compiler prints with -s, and its per-op table as `op_status` rows."""
     out = {}
-    for key, pat in patterns.items():
+    for key, pat in COMPILER_FIGURES.items():
         m = re.search(pat, log)
         if m:
             out[key] = int(m.group(1)) if m.group(1).isdigit() else m.group(1)
+    table = re.split(r"^Operator\s+Count\s+Status\s*$", log, maxsplit=1, flags=re.M)
+    rows = [OP_ROW.match(line) for line in table[1].splitlines()] if len(table) == 2 else []
+    if any(rows):
+        out["op_status"] = [{"op": r[1], "count": int(r[2]), "status": r[3]} for r in rows if r]
     return out
 
 

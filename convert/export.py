@@ -271,4 +271,22 @@ def new_workdir(folder: Path | None = None) -> tempfile.TemporaryDirectory:
 
 
 # the app models' rows (RGB in, for MediaPipe and the Task Library): their own module, one idea
-from edgedigits.convert.mobile import export_tflite_app_fp32, export_tflite_app_uint8  # noqa: E402,F401
+from edgedigits.convert.mobile import export_tflite_app_fp32, export_tflite_app_uint8  # noqa: E402
+
+# each row of the format table (edgedigits.formats) -> the function that writes it: (ctx, out) -> the file
+EXPORTS = {
+    "tflite_fp32": export_tflite_fp32, "tflite_fp16": export_tflite_fp16, "tflite_dynamic": export_tflite_dynamic,
+    "tflite_int8": export_tflite_int8, "onnx_fp32": export_onnx_fp32, "onnx_int8": export_onnx_int8,
+    "edgetpu": export_edgetpu, "tflite_app_uint8": export_tflite_app_uint8, "tflite_app_fp32": export_tflite_app_fp32,
+}
+
+
+def _check_exports() -> None:
+    from edgedigits.formats import FORMATS
+
+    if set(EXPORTS) != set(FORMATS):
+        raise ImportError(f"convert/export.py EXPORTS and the format table differ: rows without an export "
+                          f"{sorted(set(FORMATS) - set(EXPORTS))}, exports without a row {sorted(set(EXPORTS) - set(FORMATS))}")
+
+
+_check_exports()

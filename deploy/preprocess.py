@@ -24,7 +24,8 @@ Per frame (numbers for a 640x480 frame, searched at 320x240):
 With `single`, the whole image is one digit (a crop, as people feed MNIST models): steps 4-6 are skipped
 and all ink is the digit. Images of at most `single_side` pixels are always read that way.
 
-deploy/web/preprocess.js is the same pipeline in JavaScript, kept in step by tests/deploy/test_web.py.
+deploy/web/preprocess.js is the same pipeline in JavaScript, kept in step by tests/deploy/test_web_parity.py
+(function by function, in Node) and tests/deploy/test_web.py (in Chromium).
 """
 
 from __future__ import annotations

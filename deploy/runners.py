@@ -209,7 +209,7 @@ class Verifier:
             raise EdgeDigitsError(f"{path}: the digit verifier is missing (reinstall edgedigits, or "
                                   f"run `python -m edgedigits.train.verifier --out {Path(folder)}`)")
         self.path, self.threads = path, threads
-        self.runner = OnnxRunner(path, threads, classes=2) if path.suffix == ".onnx" else \
+        self.runner = OnnxRunner(path, threads, classes=2) if runtime == "onnxruntime" else \
             TFLiteRunner(path, threads, classes=2)
         self._sized = {}  # LiteRT: one interpreter per batch size up to BATCH (each allocated once)
 
@@ -264,17 +264,39 @@ def load_edgetpu_delegate(device: str | None = None):
                             f"or run with --fallback cpu to use the plain int8 model on the CPU") from None
 
 
-def load_runner(path: str | os.PathLike, threads: int = 1, target: str = "cpu", device: str | None = None):
-    """A runner for one model file, by its suffix (.tflite or .onnx) and the target."""
+RUNTIMES = {f.runtime for f in FORMATS.values()}  # what a format row's `runtime` may name
+
+
+def open_runner(path: str | os.PathLike, runtime: str, threads: int = 1, target: str = "cpu",
+                device: str | None = None):
+    """The runner for a model file in the runtime its format row names (edgedigits.formats): "litert",
+    "litert+edgetpu" (the Edge TPU delegate when the target is edgetpu) or "onnxruntime"."""
     path = Path(path)
     if not path.is_file():
         raise EdgeDigitsError(f"{path}: model file not found")
-    if path.suffix == ".onnx":
-        providers = None if target in ("cpu", "onnx") else (target,)
-        return OnnxRunner(path, threads, providers)
-    if path.suffix == ".tflite":
+    if runtime == "onnxruntime":
+        return OnnxRunner(path, threads, None if target in ("cpu", "onnx") else (target,))
+    if runtime in ("litert", "litert+edgetpu"):
         return TFLiteRunner(path, threads, delegate="edgetpu" if target == "edgetpu" else None, device=device)
-    raise EdgeDigitsError(f"{path}: unknown model type '{path.suffix}'; expected .tflite or .onnx")
+    raise EdgeDigitsError(f"{path}: unknown runtime '{runtime}'; a format row names one of {sorted(RUNTIMES)}")
+
+
+def load_runner(path: str | os.PathLike, threads: int = 1, target: str = "cpu", device: str | None = None):
+    """A runner for a model file that comes without a manifest (no format row to say its runtime): a
+    .tflite file runs in LiteRT, an .onnx file in ONNX Runtime. From a manifest, use from_manifest."""
+    path = Path(path)
+    runtime = {".tflite": "litert", ".onnx": "onnxruntime"}.get(path.suffix)
+    if runtime is None and path.is_file():
+        raise EdgeDigitsError(f"{path}: unknown model type '{path.suffix}'; expected .tflite or .onnx")
+    return open_runner(path, runtime or "litert", threads, target, device)
+
+
+def _row(m: Manifest, entry: dict):
+    """The format table's row for a manifest entry: the runner is chosen by it, never by the file's name."""
+    if entry["format"] not in FORMATS:
+        raise EdgeDigitsError(f"{m.path}: artifact format '{entry['format']}' is not one this edgedigits knows "
+                              f"({', '.join(FORMATS)}); upgrade edgedigits or convert again")
+    return FORMATS[entry["format"]]
 
 
 def from_manifest(manifest, target: str = "cpu", threads: int = 1, device: str | None = None,
@@ -299,12 +321,12 @@ def from_manifest(manifest, target: str = "cpu", threads: int = 1, device: str |
         if target == "edgetpu" and not (entry.get("details") or {}).get("compiled"):
             raise DelegateError(f"{m.path}: the Edge TPU model {entry['file']} is not compiled for the Edge TPU "
                                 f"(edgetpu_compiler was not installed at conversion); or run with --fallback cpu")
-        runner = load_runner(m.file(entry), threads, target, device)
+        runner = open_runner(m.file(entry), _row(m, entry).runtime, threads, target, device)
     except (DelegateError, RuntimeMissing) as e:
         if fallback != "cpu" or target == "cpu":
             raise
         plain = FORMATS[entry["format"]].fallback or TARGETS["cpu"]
         say(f"notice: {e}\nnotice: falling back to the CPU with the plain int8 model ({plain})")
-        runner = load_runner(m.file(m.artifact(plain)), threads, "cpu")
+        runner = open_runner(m.file(m.artifact(plain)), FORMATS[plain].runtime, threads, "cpu")
     runner.labels = [str(v) for v in m.data["labels"]]  # class names, in output order
     return attach_verifier(runner, runner.labels, threads) if verifier else _no_verifier(runner)

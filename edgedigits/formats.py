@@ -1,6 +1,7 @@
 """The one table of export formats. It drives convert's choices, file names and checks, the benchmark's
 rows, which artifact each deploy target runs and falls back to, and which formats the web app can run.
-Adding a format is one row here and one `export_<format>()` in convert/export.py. It sits below the
+Adding a format is one row here and one `export_<format>()` in convert/export.py, listed in its
+EXPORTS (checked against this table when convert is imported). It sits below the
 stages (edgedigits.formats) because convert writes what it lists and deploy reads by it.
 """
 
@@ -16,7 +17,6 @@ class Format:
     precision: str  # weights / activations
     runtime: str  # what runs it: "litert" or "onnxruntime"
     devices: str  # where it is meant to run
-    export: str  # function in export.py
     needs: str = ""  # a format whose artifact this one is made from
     default_for: tuple[str, ...] = ()  # deploy targets that run this format unless --format says otherwise
     fallback: str = ""  # the format to run instead when this one's hardware is missing (--fallback cpu)
@@ -24,25 +24,24 @@ class Format:
 
 
 FORMATS: dict[str, Format] = {f.name: f for f in [
-    Format("tflite_fp32", ".fp32.tflite", "float32", "litert", "CPU; phone GPU delegate", "export_tflite_fp32"),
+    Format("tflite_fp32", ".fp32.tflite", "float32", "litert", "CPU; phone GPU delegate"),
     Format("tflite_fp16", ".fp16.tflite", "float16 weights, float32 compute on CPU", "litert",
-           "phone GPU delegate", "export_tflite_fp16"),
-    Format("tflite_dynamic", ".dynamic.tflite", "int8 weights, float activations", "litert", "CPU",
-           "export_tflite_dynamic"),
+           "phone GPU delegate"),
+    Format("tflite_dynamic", ".dynamic.tflite", "int8 weights, float activations", "litert", "CPU"),
     Format("tflite_int8", ".int8.tflite", "int8 weights and activations, int8 in/out", "litert",
-           "CPU (XNNPACK), phone NPU, microcontrollers", "export_tflite_int8", default_for=("cpu",)),
+           "CPU (XNNPACK), phone NPU, microcontrollers", default_for=("cpu",)),
     Format("onnx_fp32", ".fp32.onnx", "float32", "onnxruntime", "CPU; other execution providers",
-           "export_onnx_fp32", default_for=("onnx",), web=True),
+           default_for=("onnx",), web=True),
     Format("onnx_int8", ".int8.onnx", "int8 QDQ weights and activations, float32 in/out", "onnxruntime", "CPU",
-           "export_onnx_int8", needs="onnx_fp32", default_for=("web",), web=True),
+           needs="onnx_fp32", default_for=("web",), web=True),
     Format("edgetpu", "_edgetpu.tflite", "int8, batch 1, compiled for the Edge TPU", "litert+edgetpu",
-           "Coral Edge TPU (USB, PCIe, Dev Board)", "export_edgetpu", needs="tflite_int8",
+           "Coral Edge TPU (USB, PCIe, Dev Board)", needs="tflite_int8",
            default_for=("edgetpu",), fallback="tflite_int8"),
     # for an app: RGB (N, 28, 28, 3) pixels, dark on light, grey/inversion/scaling inside (convert/mobile.py)
     Format("tflite_app_uint8", ".app.uint8.tflite", "int8 inside; RGB uint8 pixels in, uint8 scores out",
-           "litert", "Android, iOS, web apps: MediaPipe / Task Library ImageClassifier", "export_tflite_app_uint8"),
+           "litert", "Android, iOS, web apps: MediaPipe / Task Library ImageClassifier"),
     Format("tflite_app_fp32", ".app.fp32.tflite", "float32; RGB pixels 0..255 in (float32), float32 out", "litert",
-           "Android, iOS, web apps: MediaPipe / Task Library ImageClassifier", "export_tflite_app_fp32"),
+           "Android, iOS, web apps: MediaPipe / Task Library ImageClassifier"),
 ]}
 TARGETS = {t: f.name for f in FORMATS.values() for t in f.default_for}  # deploy target -> its default format
 

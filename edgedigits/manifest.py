@@ -94,8 +94,14 @@ def inside(folder: Path, name: str, where) -> Path:
 
 
 def write_manifest(folder: Path, data: dict) -> Path:
-    """Write atomically; every file an entry names must exist, so a manifest never points at nothing."""
-    data = {"schema": SCHEMA, "schema_version": SCHEMA_VERSION, **data}
+    """Write atomically; every file an entry names must exist, so a manifest never points at nothing.
+    The one writer of manifest.json: it adds the schema, the time of writing and edgedigits' version."""
+    import time
+
+    from edgedigits import __version__
+
+    data = {"schema": SCHEMA, "schema_version": SCHEMA_VERSION,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "edgedigits_version": __version__, **data}
     for a in data["artifacts"]:
         if a.get("file") and not (folder / a["file"]).is_file():
             raise ManifestError(f"{folder / a['file']}: missing; refusing to write a manifest that names it")
@@ -151,6 +157,21 @@ def validate(data: dict, where: Path | str) -> None:
             plain_name(a["file"], f"{where}: artifacts[{i}] ({a['format']})")
 
 
+# keys older manifests wrote under other names: old -> new, in an artifact's `details`
+RENAMED_DETAILS = {"ops_on_edgetpu": "estimated_ops_on_edgetpu", "ops_on_cpu": "estimated_ops_on_cpu"}
+
+
+def _upgrade(data: dict) -> dict:
+    """An older manifest read as a current one: manifests written before the Edge TPU report's op counts
+    were labelled an estimate stored them under the compiler's names (whose figures are in details.compiler)."""
+    for a in data["artifacts"]:
+        details = a.get("details") or {}
+        for old, new in RENAMED_DETAILS.items():
+            if old in details and new not in details:
+                details[new] = details.pop(old)
+    return data
+
+
 def load_manifest(path: str | os.PathLike, verify_files: bool = True) -> Manifest:
     """Read and validate a manifest (a file, or the folder holding manifest.json)."""
     path = Path(path)
@@ -178,7 +199,7 @@ def load_manifest(path: str | os.PathLike, verify_files: bool = True) -> Manifes
             raise ManifestError(f"{path}: labels[{i}] is {data['labels'][i]!r}, {why}; expected 10 different "
                                 f"class names")
     data["labels"] = labels
-    m = Manifest(path, data)
+    m = Manifest(path, _upgrade(data))
     if verify_files:
         for a in m.artifacts:
             if not a.get("file"):

@@ -65,14 +65,14 @@ def small_run(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def small_converted(small_run, tmp_path_factory) -> Path:
-    """The small run's model converted to every format, with a manifest. Checked with a real tolerance:
-    on the 500 held-out digits an artifact may lose at most 3 points against Keras (measured: int8
-    +0.8, the float formats 0.0), so a test asserting status 'passed' fails when a format breaks."""
+    """The small run's model converted to every format, with a manifest. Checked at the product's own
+    tolerance (ConvertConfig's default, 0.3 points against Keras on the 500 held-out digits; measured:
+    int8 +0.6, onnx_int8 +0.2, the float formats 0.0), so a test asserting status 'passed' fails when a
+    format loses accuracy the product would refuse."""
     from edgedigits.convert.convert import ConvertConfig, convert
 
     out = tmp_path_factory.mktemp("converted")
-    convert(small_run / "model.keras", out, ConvertConfig(data="sample", calibration_size=100, tolerance_pp=3.0),
-            say=lambda *_: None)
+    convert(small_run / "model.keras", out, ConvertConfig(data="sample", calibration_size=100), say=lambda *_: None)
     return out
 
 

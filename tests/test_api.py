@@ -31,11 +31,13 @@ def named_folder(sample, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def named_run(named_folder, tmp_path_factory):
-    run = api.train(named_folder, model="tiny", out=tmp_path_factory.mktemp("run") / "r", epochs=2, batch_size=32,
-                    say=lambda *_: None)
+    """Trained far enough to read the digits (measured: 87.5% on the 40 held-out, 91% on all 400; 2 epochs
+    stayed at chance, which no accuracy check could tell from names mixed up), then converted at the
+    product's own tolerance (0.3 points): api.convert raises when an artifact fails it."""
+    run = api.train(named_folder, model="tiny", out=tmp_path_factory.mktemp("run") / "r", epochs=10, batch_size=32,
+                    learning_rate=5e-3, say=lambda *_: None)
     manifest = api.convert(run / "model.keras", tmp_path_factory.mktemp("conv"), data=str(named_folder),
-                           formats=["tflite_int8", "onnx_fp32"], tolerance_pp=100.0, calibration_size=50,
-                           quiet=True, say=lambda *_: None)
+                           formats=["tflite_int8", "onnx_fp32"], calibration_size=50, quiet=True, say=lambda *_: None)
     return run, manifest
 
 
@@ -71,8 +73,11 @@ def test_runner_predict_and_deploy_give_the_names(named_run, named_folder, sampl
     runner = api.load_runner(manifest)
     assert runner.labels == SORTED
     preds = api.predict(manifest, named_folder, quiet=True)
-    assert preds.labels == SORTED and preds.accuracy is not None
-    row = preds.rows()[0]
+    assert preds.labels == SORTED
+    rows = preds.rows()
+    assert len(rows) == 400 and preds.accuracy == pytest.approx(np.mean([r["label"] == r["true_label"] for r in rows]))
+    assert preds.accuracy > 0.8, preds.accuracy  # chance is 0.1; a class/name mix-up falls to it
+    row = rows[0]
     assert row["label"] == SORTED[row["class"]] and row["true_label"] == "eight"  # eight/ sorts first
     # deploy's JSON lines name each digit's class
     digit = sample.test.images[sample.test.labels == 3][0]

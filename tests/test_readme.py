@@ -55,3 +55,28 @@ def test_readme_example_runs_as_written(lang, code, clone):
     cmd = ["bash", "-euo", "pipefail", "-c", code] if lang == "sh" else [sys.executable, "-c", code]
     proc = subprocess.run(cmd, cwd=clone, env=env, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, f"{code}\nexit {proc.returncode}\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}"
+
+
+def test_the_readme_split_counts_are_the_codes(mnist_dir):
+    """The training / validation counts the README gives for the shipped models are what train's split
+    of the 60,000 MNIST training digits makes (TrainConfig's val_fraction and seed)."""
+    from edgedigits.train.data import load_idx_folder, train_val_split
+    from edgedigits.train.trainer import TrainConfig
+
+    cfg = TrainConfig()
+    train, val = train_val_split(load_idx_folder(mnist_dir).train, cfg.val_fraction, cfg.seed)
+    text = (ROOT / "README.md").read_text()
+    assert f"full MNIST ({len(train):,} training / {len(val):,} validation digits, seed {cfg.seed})" in text
+    assert (len(train), len(val)) == (54_001, 5_999)
+
+
+def test_the_readme_edgetpu_counts_are_the_shipped_estimates():
+    import json
+
+    text = " ".join((ROOT / "README.md").read_text().split())
+    for model in ("standard", "tiny"):
+        m = json.loads((ROOT / "deploy" / "models" / model / "manifest.json").read_text())
+        d = next(a for a in m["artifacts"] if a["format"] == "edgetpu")["details"]
+        n = d["estimated_ops_on_edgetpu"]
+        assert d["maps_fully"] and n == len(d["ops"]) and f"{n} of {n} for `{model}`" in text
+    assert "edgedigits' own estimate" in text

@@ -45,7 +45,8 @@ def _percentiles(samples: list[float]) -> dict:
 def _load(kind: str, path: str, threads: int, target: str):
     """A callable (N,28,28) uint8 -> (N,10) for one row, and a batch-1 callable for latency."""
     from edgedigits.contract import to_float
-    from edgedigits.deploy.runners import load_runner
+    from edgedigits.deploy.runners import open_runner
+    from edgedigits.formats import FORMATS
 
     if kind == KERAS:
         from edgedigits.quiet import import_tensorflow
@@ -61,7 +62,7 @@ def _load(kind: str, path: str, threads: int, target: str):
         def run(d):  # predict_on_batch: Keras' lowest-overhead call, the fair baseline
             return np.asarray(model.predict_on_batch(to_float(d)))
         return run
-    return load_runner(path, threads, "edgetpu" if kind == "edgetpu" and target == "edgetpu" else "cpu")
+    return open_runner(path, FORMATS[kind].runtime, threads, "edgetpu" if kind == "edgetpu" and target == "edgetpu" else "cpu")
 
 
 def memory_mb() -> dict:
@@ -212,7 +213,7 @@ def benchmark(manifest_path: Path, cfg: BenchConfig, workdir: Path, say=print, q
             rows.append(row)
             say(f"  {row['format']:<15} export failed: {row['reason']}")
             continue
-        kind = KERAS if e["format"] == KERAS else ("edgetpu" if e["format"] == "edgetpu" else "runner")
+        kind = e["format"]  # keras, or a row of the format table: its runtime runs it
         if kind == "edgetpu" and cfg.target != "edgetpu":
             row.update(status="skipped", reason="Edge TPU rows run with --target edgetpu")
             rows.append(row)

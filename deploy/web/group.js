@@ -1,7 +1,7 @@
 // Segmentation by recognition, deploy/group.py step for step: pieces of ink are grouped and cut by
 // what the digit verifier reads best, and what no grouping makes a digit is not read. The verifier
 // runs in ONNX Runtime Web (app.js passes it in); everything else matches the Python code, in whole
-// numbers where Python's are, so both choose the same groups (tests/deploy/test_web.py).
+// numbers where Python's are, so both choose the same groups (tests/deploy/test_web_parity.py checks it function by function in Node).
 import {
   CONFIG, boundingRect, components, count, crop, dropSpecks, img, mergeGroups, pieceComponents, scan, segment, strokeWidth, toMnist, unionBox,
 } from './preprocess.js';
@@ -54,7 +54,7 @@ function bestPartition(n, costOf) {
   return runs.reverse();
 }
 
-function valleys(m, height, limit = 14) {
+export function valleys(m, height, limit = 14) {
   const w = m.w, counts = new Int32Array(w);
   for (let r = 0; r < m.h; r++) for (let c = 0; c < w; c++) if (m.data[r * w + c]) counts[c]++;
   if (w < 3) return [];

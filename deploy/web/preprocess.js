@@ -1,8 +1,9 @@
 // The camera preprocessing of deploy/preprocess.py, step for step, in plain JavaScript.
 //
 // The Python pipeline uses OpenCV; each function here reproduces the OpenCV call it mirrors (same
-// border rules, same rounding, same kernel anchors) so both turn the same image into the same 28x28
-// digits, within a grey level or two (tests/deploy/test_web.py checks the parity). Images are
+// border rules, same rounding, same kernel anchors, OpenCV 5's weights) so both turn the same image into
+// the same 28x28 digits, pixel for pixel (tests/deploy/test_web_parity.py checks each function in Node,
+// tests/deploy/test_web.py the app in Chromium). Images are
 // {data: Uint8Array, w, h}, one byte per pixel, row-major.
 
 const MAX_PIECES = 400;  // deploy/preprocess.py MAX_PIECES
@@ -19,11 +20,12 @@ const round = (v) => Math.floor(v + 0.5);  // deploy/preprocess.py _round
 const rint = (v) => { const f = Math.floor(v); const d = v - f; return d > 0.5 || (d === 0.5 && f % 2 !== 0) ? f + 1 : f; };  // cvRound: half to even
 const sat = (v) => (v < 0 ? 0 : v > 255 ? 255 : v);
 
-// cv2.cvtColor(RGBA -> GRAY): Y = 0.299 R + 0.587 G + 0.114 B in OpenCV's 14-bit fixed point
+// cv2.cvtColor(RGBA -> GRAY): Y = 0.299 R + 0.587 G + 0.114 B in OpenCV 5's 15-bit fixed point (OpenCV 4's
+// 14-bit weights differ by one grey level on 0.25% of random colours)
 export function toGray(rgba, w, h) {
   const out = img(w, h);
   for (let i = 0, j = 0; i < w * h; i++, j += 4) {
-    out.data[i] = (rgba[j] * 4899 + rgba[j + 1] * 9617 + rgba[j + 2] * 1868 + 8192) >> 14;
+    out.data[i] = (rgba[j] * 9798 + rgba[j + 1] * 19235 + rgba[j + 2] * 3735 + 16384) >> 15;
   }
   return out;
 }
@@ -31,8 +33,9 @@ export function toGray(rgba, w, h) {
 // cv2.resize(..., INTER_AREA): each output pixel is the area-weighted mean of the input it covers
 export function resizeArea(src, dw, dh) {
   const fx = src.w / dw, fy = src.h / dh, out = img(dw, dh);
+  if (fx < 1 || fy < 1) return enlargeArea(src, dw, dh);  // a digit smaller than 20 px, brought up to it
   if (Number.isInteger(fx) && Number.isInteger(fy)) {  // OpenCV's fast path: whole blocks, mean rounded
-    const inv = 1 / (fx * fy);
+    const inv = Math.fround(1 / (fx * fy));
     for (let dy = 0; dy < dh; dy++) {
       for (let dx = 0; dx < dw; dx++) {
         let s = 0;
@@ -40,32 +43,34 @@ export function resizeArea(src, dw, dh) {
           const row = y * src.w;
           for (let x = dx * fx; x < (dx + 1) * fx; x++) s += src.data[row + x];
         }
-        // OpenCV rounds the 2x2 mean half up in integers, other whole factors half to even in float
-        out.data[dy * dw + dx] = fx === 2 && fy === 2 ? (s + 2) >> 2 : sat(rint(s * inv));
+        // OpenCV rounds the 2x2 mean half up in integers, other whole factors half to even in float32
+        out.data[dy * dw + dx] = fx === 2 && fy === 2 ? (s + 2) >> 2 : sat(rint(Math.fround(s * inv)));
       }
     }
     return out;
   }
-  const tabs = (sn, dn) => {  // per output index: first source index and the weights that follow
-    const scale = sn / dn, start = new Int32Array(dn), weights = [];
+  // OpenCV's tables and sums, in float32 as it computes them: per output index, the first source index and
+  // the weights that follow
+  const f32 = Math.fround, tabs = (sn, dn) => {
+    const scale = 1 / (dn / sn), start = new Int32Array(dn), weights = [];
     for (let d = 0; d < dn; d++) {
       const f1 = d * scale, f2 = f1 + scale, cell = Math.min(scale, sn - f1);
-      const s1 = Math.ceil(f1), s2 = Math.floor(f2), w = [];
+      const s2 = Math.min(Math.floor(f2), sn - 1), s1 = Math.min(Math.ceil(f1), s2), w = [];
       start[d] = s1 - f1 > 1e-3 ? s1 - 1 : s1;
-      if (s1 - f1 > 1e-3) w.push((s1 - f1) / cell);
-      for (let s = s1; s < s2; s++) w.push(1 / cell);
-      if (f2 - s2 > 1e-3 && s2 < sn) w.push(Math.min(Math.min(f2 - s2, 1), cell) / cell);
-      weights.push(Float64Array.from(w));
+      if (s1 - f1 > 1e-3) w.push(f32((s1 - f1) / cell));
+      for (let s = s1; s < s2; s++) w.push(f32(1 / cell));
+      if (f2 - s2 > 1e-3) w.push(f32(Math.min(Math.min(f2 - s2, 1), cell) / cell));
+      weights.push(Float32Array.from(w));
     }
     return [start, weights];
   };
   const [xs, xw] = tabs(src.w, dw), [ys, yw] = tabs(src.h, dh);
-  const rows = new Float64Array(src.h * dw);  // horizontal pass for every source row
+  const rows = new Float32Array(src.h * dw);  // horizontal pass for every source row
   for (let y = 0; y < src.h; y++) {
     for (let dx = 0; dx < dw; dx++) {
       const w = xw[dx], x0 = xs[dx], base = y * src.w + x0;
       let s = 0;
-      for (let k = 0; k < w.length; k++) s += src.data[base + k] * w[k];
+      for (let k = 0; k < w.length; k++) s = f32(s + f32(src.data[base + k] * w[k]));
       rows[y * dw + dx] = s;
     }
   }
@@ -73,8 +78,40 @@ export function resizeArea(src, dw, dh) {
     const w = yw[dy], y0 = ys[dy];
     for (let dx = 0; dx < dw; dx++) {
       let s = 0;
-      for (let k = 0; k < w.length; k++) s += rows[(y0 + k) * dw + dx] * w[k];
+      for (let k = 0; k < w.length; k++) s = f32(s + f32(rows[(y0 + k) * dw + dx] * w[k]));
       out.data[dy * dw + dx] = sat(rint(s));
+    }
+  }
+  return out;
+}
+
+// cv2.resize(..., INTER_AREA) when either side grows: OpenCV's bilinear with "area" weights (a pixel
+// repeated, blended only across its edge), 11-bit fixed-point weights
+function enlargeArea(src, dw, dh) {
+  const f32 = Math.fround, coefs = (sn, dn) => {
+    const inv = dn / sn, scale = 1 / inv, idx = new Int32Array(dn), a0 = new Int32Array(dn), a1 = new Int32Array(dn);
+    for (let d = 0; d < dn; d++) {
+      let s = Math.floor(d * scale), f = f32((d + 1) - (s + 1) * inv);
+      f = f <= 0 ? 0 : f32(f - Math.floor(f));
+      if (s >= sn - 1) { s = sn - 1; f = 0; }
+      idx[d] = s;
+      a0[d] = rint(f32(1 - f) * 2048);  // saturate_cast<short>(weight * INTER_RESIZE_COEF_SCALE)
+      a1[d] = rint(f * 2048);
+    }
+    return [idx, a0, a1];
+  };
+  const [xi, xa0, xa1] = coefs(src.w, dw), [yi, yb0, yb1] = coefs(src.h, dh), out = img(dw, dh);
+  const rows = new Int32Array(src.h * dw);
+  for (let y = 0; y < src.h; y++) {
+    for (let dx = 0; dx < dw; dx++) {
+      const x0 = xi[dx], x1 = Math.min(x0 + 1, src.w - 1);
+      rows[y * dw + dx] = src.data[y * src.w + x0] * xa0[dx] + src.data[y * src.w + x1] * xa1[dx];
+    }
+  }
+  for (let dy = 0; dy < dh; dy++) {
+    const r0 = yi[dy] * dw, r1 = Math.min(yi[dy] + 1, src.h - 1) * dw, b0 = yb0[dy], b1 = yb1[dy];
+    for (let dx = 0; dx < dw; dx++) {  // rounded as OpenCV's vector code does: cv2.resize's own results
+      out.data[dy * dw + dx] = sat(((((rows[r0 + dx] >> 4) * b0) >> 16) + (((rows[r1 + dx] >> 4) * b1) >> 16) + 2) >> 2);
     }
   }
   return out;
@@ -175,25 +212,41 @@ function ellipseSpans(r) {
   return spans;
 }
 
-// cv2.dilate with the ellipse; with erode, cv2.erode with BORDER_CONSTANT 0 (outside is background)
+// cv2.dilate with the ellipse; with erode, cv2.erode with BORDER_CONSTANT 0 (outside is background).
+// The ellipse is rows of centred spans: a running maximum along each row per span width, then the
+// maximum over the ellipse's rows: O(pixels x r), not O(pixels x r^2) (a 1600x1200 frame read by
+// tests/deploy/test_web_parity.py: 312 s -> 11 s in Node)
 function dilateEllipse(src, r, erode = false) {
-  const spans = ellipseSpans(r), out = img(src.w, src.h);
-  for (let y = 0; y < src.h; y++) {
-    for (let x = 0; x < src.w; x++) {
-      let v = erode ? 255 : 0;
-      for (let i = 0; i <= 2 * r; i++) {
-        const yy = y + i - r;
-        if (!spans[i]) continue;
-        for (let j = spans[i][0]; j < spans[i][1]; j++) {
-          const xx = x + j - r, inside = xx >= 0 && xx < src.w && yy >= 0 && yy < src.h;
-          const u = inside ? src.data[yy * src.w + xx] : 0;
-          if (erode ? u < v : inside && u > v) v = u;
-        }
+  const { w, h } = src, spans = ellipseSpans(r), pad = erode ? 255 : 0;  // eroding = dilating the inverse
+  const data = erode ? src.data.map((v) => 255 - v) : src.data, out = new Uint8Array(w * h), byWidth = new Map();
+  const rowMax = (d) => {  // max over [x - d, x + d] of each row, outside the image counting as `pad`
+    const m = new Uint8Array(w * h), q = new Int32Array(w + 2 * d + 1);
+    for (let y = 0; y < h; y++) {
+      let head = 0, tail = 0;
+      const at = (i) => (i < 0 || i >= w ? pad : data[y * w + i]);
+      for (let i = -d; i < w + d; i++) {  // a deque of positions whose values decrease
+        const v = at(i);
+        while (tail > head && at(q[tail - 1]) <= v) tail--;
+        q[tail++] = i;
+        if (q[head] < i - 2 * d) head++;
+        if (i - d >= 0) m[y * w + i - d] = at(q[head]);
       }
-      out.data[y * src.w + x] = v;
+    }
+    return m;
+  };
+  for (let i = 0; i <= 2 * r; i++) {
+    if (!spans[i]) continue;
+    const d = (spans[i][1] - spans[i][0] - 1) / 2, dy = i - r;  // the spans are centred on the middle column
+    if (!byWidth.has(d)) byWidth.set(d, rowMax(d));
+    const m = byWidth.get(d);
+    for (let y = 0; y < h; y++) {
+      const yy = y + dy;
+      if (yy < 0 || yy >= h) { if (pad) out.fill(pad, y * w, (y + 1) * w); continue; }
+      for (let x = 0; x < w; x++) { const v = m[yy * w + x]; if (v > out[y * w + x]) out[y * w + x] = v; }
     }
   }
-  return out;
+  if (erode) for (let i = 0; i < out.length; i++) out[i] = 255 - out[i];
+  return img(w, h, out);
 }
 
 // cv2.blur: k x k mean, BORDER_REFLECT_101
@@ -262,11 +315,20 @@ export function inkThreshold(ink, cfg = CONFIG) {
   return Math.max(otsu, cfg.minInkFrac * strongest, cfg.minContrast);
 }
 
-// 8-connected components (cv2.connectedComponentsWithStats): labels from 1 in scan order, and boxes
+// 8-connected components (cv2.connectedComponentsWithStats): labels from 1 in OpenCV's order, and boxes.
+// OpenCV labels 2x2 blocks (Spaghetti), rows of blocks top to bottom, so a piece is numbered by the first
+// block it has ink in: one starting a row lower but further left can come first.
 export function components(bin) {
   const { w, h, data } = bin, labels = new Int32Array(w * h), boxes = [null], stack = [];
-  for (let start = 0; start < w * h; start++) {
-    if (!data[start] || labels[start]) continue;
+  for (let b = 0; b < w * h; b++) {
+    const bx = 2 * (b % Math.ceil(w / 2)), by = 2 * Math.floor(b / Math.ceil(w / 2));
+    if (by >= h) break;
+    let start = -1;  // the block's pixels are 8-connected: at most one new piece starts in it
+    for (const [dx, dy] of [[0, 0], [1, 0], [0, 1], [1, 1]]) {
+      const x = bx + dx, y = by + dy, p = y * w + x;
+      if (start < 0 && x < w && y < h && data[p] && !labels[p]) start = p;
+    }
+    if (start < 0) continue;
     const id = boxes.length;
     let x0 = w, y0 = h, x1 = -1, y1 = -1;
     stack.push(start);

@@ -115,3 +115,37 @@ print('ok', sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', '
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.strip().endswith("ok []")
+
+
+def test_the_manifest_row_not_the_file_name_chooses_the_runtime(tmp_path, test_digits):
+    """A manifest's files may be named anything: each runs in the runtime of its format's row."""
+    import json
+    import shutil
+
+    from edgedigits.deploy import shipped_manifest
+
+    folder = tmp_path / "renamed"
+    shutil.copytree(shipped_manifest("tiny").parent, folder)
+    m = json.loads((folder / "manifest.json").read_text())
+    for a in m["artifacts"]:
+        if a["format"] in ("onnx_fp32", "tflite_int8"):
+            (folder / a["file"]).rename(folder / f"{a['format']}.model")
+            a["file"] = f"{a['format']}.model"
+    (folder / "manifest.json").write_text(json.dumps(m))
+    x, y = test_digits
+    onnx, litert = from_manifest(folder, "onnx"), from_manifest(folder, "cpu")
+    assert onnx.name == "onnxruntime" and litert.name == "litert"
+    assert np.mean(onnx(x).argmax(1) == y) > 0.98 and np.mean(litert(x).argmax(1) == y) > 0.98
+    with pytest.raises(EdgeDigitsError, match=r"tflite_int8\.model: unknown model type '\.model'"):
+        load_runner(folder / "tflite_int8.model")  # without a manifest there is no row: the suffix must say
+
+
+def test_every_format_row_has_its_export_function(monkeypatch):
+    from edgedigits.convert import export as X
+    from edgedigits.formats import FORMATS, Format
+
+    assert set(X.EXPORTS) == set(FORMATS)
+    assert all(fn.__name__ == f"export_{name}" for name, fn in X.EXPORTS.items())
+    monkeypatch.setitem(FORMATS, "tflite_int4", Format("tflite_int4", ".int4.tflite", "int4", "litert", "CPU"))
+    with pytest.raises(ImportError, match=r"rows without an export \['tflite_int4'\]"):
+        X._check_exports()

@@ -1,5 +1,6 @@
 """The phone web app in a real browser: Debian's Chromium, headless, with a fake camera playing a
-generated video of digits on paper. Needs Chromium, Playwright and npm (.ci/run installs them)."""
+generated video of digits on paper. The browser tests need Chromium and Playwright, the build npm
+(.ci/run installs them); without Chromium only the browser tests skip."""
 
 import json
 import os
@@ -13,8 +14,10 @@ from edgedigits.tools import browser as B
 from edgedigits.tools.scenes import SceneConfig, make_scene
 from tests.conftest import PHOTOS, photo_labels, run_cli
 
-if not B.chromium() and not os.environ.get("CI"):
-    pytest.skip("Chromium is not installed (apt-get install chromium)", allow_module_level=True)
+# only the tests that open a page need Chromium (CI must have it); the build, serve and rebuild tests run
+# anywhere, and tests/deploy/test_web_parity.py checks the JavaScript pipeline in Node
+needs_browser = pytest.mark.skipif(not B.chromium() and not os.environ.get("CI"),
+                                   reason="Chromium is not installed (apt-get install chromium)")
 
 
 @pytest.fixture(scope="module")
@@ -74,6 +77,7 @@ def test_app_without_the_verifier(shipped, tmp_path):
     assert not (out / "verifier.onnx").exists() and "verifier.onnx" not in json.loads((out / "precache.json").read_text())
 
 
+@needs_browser
 def test_reads_the_fake_camera_offline_and_same_origin_only(app, scenes, tmp_path):
     frame, text = scenes[0]
     y4m = B.write_y4m(tmp_path / "cam.y4m", [frame] * 5)
@@ -104,6 +108,7 @@ def test_reads_the_fake_camera_offline_and_same_origin_only(app, scenes, tmp_pat
     assert all(u.startswith(("http://127.0.0.1", "data:", "blob:")) for u in requests), requests
 
 
+@needs_browser
 def test_javascript_and_python_preprocessing_agree(app, scenes, python_runner):
     from edgedigits.deploy import camera
 
@@ -137,6 +142,7 @@ def app_photos(app):
     return rows
 
 
+@needs_browser
 def test_javascript_and_python_agree_on_real_photos(app, app_photos, python_runner):
     """The same PNG photos (JPEG decoders differ) through both pipelines at their own size: the same
     boxes and nearly the same 28x28 digits. Covers close-ups (a marker thinned, the paper estimated over
@@ -155,6 +161,7 @@ def test_javascript_and_python_agree_on_real_photos(app, app_photos, python_runn
                 assert diff.max() <= 8 and diff.mean() <= 0.5, (rel, diff.max(), diff.mean())
 
 
+@needs_browser
 def test_the_app_reads_real_photos(app, app_photos):
     """Every development photo through the app's Photo path (decoded by the browser, shrunk on a canvas
     to at most 1600 px, the JavaScript pipeline with the digit verifier, ONNX Runtime Web), the photos
@@ -173,6 +180,7 @@ def test_the_app_reads_real_photos(app, app_photos):
     assert ok["single"] >= 52 and ok["multi"] >= 2 and ok["pages"] >= 12 and ok["nodigits"] >= 19, (ok, misread)
 
 
+@needs_browser
 @pytest.mark.parametrize("width,height", [(390, 844), (480, 800), (1024, 768), (1440, 900)])
 def test_photo_mode_layout(app, app_photos, width, height, tmp_path):
     """No camera, a photo read: the photo sits in the page's flow, and the result, the stats, the message
@@ -209,6 +217,7 @@ def test_photo_mode_layout(app, app_photos, width, height, tmp_path):
                 assert min(r1, r2) - max(l1, l2) <= 0 or min(b1, b2) - max(t1, t2) <= 0, (a, b, width)
 
 
+@needs_browser
 def test_camera_refused_is_explained(app):
     with B.serve(app) as url, B.browser(camera=False) as ctx:
         page = ctx.new_page()

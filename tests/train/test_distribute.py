@@ -40,11 +40,15 @@ def _matches(run, reference):
     a, b = _history(run), _history(reference)
     assert [r["epoch"] for r in a] == [r["epoch"] for r in b][: len(a)]
     for x, y in zip(a, b):
-        assert abs(x["loss"] - y["loss"]) < 0.1, (a, b)
+        # measured: loss within 0.023 and training accuracy within 4.4 points (two processes' shards,
+        # first epoch); two devices of one process within 0.002 and 0.4. A run whose devices did not
+        # average their gradients, or whose steps or data differ, is further apart
+        assert abs(x["loss"] - y["loss"]) < 0.05, (a, b)
+        assert abs(x["accuracy"] - y["accuracy"]) < 0.06, (a, b)
         assert x["learning_rate"] == pytest.approx(y["learning_rate"], rel=1e-5)
     ma, mb = (json.loads((d / "metrics.json").read_text()) for d in (run, reference))
-    if len(a) == len(b):
-        assert abs(ma["val_accuracy"] - mb["val_accuracy"]) < 0.15, (ma, mb)  # 200 digits, 2 epochs
+    # validation accuracy is not compared: after 32 steps BatchNorm's moving statistics still hold their
+    # start, and every run here reads the 200 validation digits at chance (10%)
     return ma
 
 
@@ -86,7 +90,7 @@ def test_two_devices_split_each_batch_and_match_one(one_device, tmp_path):
 
     assert keras.backend.backend() == "tensorflow"
     manifest, passed = convert(run / "model.keras", tmp_path / "c", ConvertConfig(
-        data="sample", formats=["tflite_fp32"], calibration_size=50, check_limit=200, tolerance_pp=100),
+        data="sample", formats=["tflite_fp32"], calibration_size=50, check_limit=200),
         say=lambda *_: None)
     assert passed and manifest.is_file() and (tmp_path / "c" / "tiny.fp32.tflite").is_file()
 

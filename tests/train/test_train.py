@@ -151,8 +151,10 @@ def test_resume_after_sigkill_matches_uninterrupted(tmp_path):
     whole = tmp_path / "whole"
     subprocess.run(_train_cmd(whole, 4), check=True, capture_output=True, env=env)
     straight = json.loads((whole / "metrics.json").read_text())
-    # the same result within noise: a few digits of 500 validation digits either way
-    assert abs(resumed["val_accuracy"] - straight["val_accuracy"]) < 0.04, (resumed, straight)
+    # the same result within noise (the shuffling after the resume differs): measured 96.6% against 96.2%
+    # (2 of the 500 validation digits) and validation losses 0.0015 apart
+    assert abs(resumed["val_accuracy"] - straight["val_accuracy"]) < 0.02, (resumed, straight)
+    assert abs(resumed["val_loss"] - straight["val_loss"]) < 0.03, (resumed, straight)
 
 
 def _own_digits(folder, sample, n=60):
