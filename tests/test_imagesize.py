@@ -76,3 +76,24 @@ def test_an_exr_header_claiming_60000x60000_is_refused(tmp_path):
     assert image_size(tmp_path / "bomb.exr") == (60000, 60000)
     with pytest.raises(DataError, match="60000x60000 pixels"):
         check_image(tmp_path / "bomb.exr")
+
+
+def bigtiff_claiming(path, width: int, height: int, big_endian: bool = False, tag_type: int = 16):
+    """A BigTIFF (8-byte offsets) whose first directory claims width x height: LONG8 (16), LONG (4) or
+    SHORT (3) tags, the directory after 100 bytes of (absent) pixels, as a writer that puts it last."""
+    e, order = (">", b"MM") if big_endian else ("<", b"II")
+    fmt = {16: "Q", 4: "I", 3: "H"}[tag_type]
+    entries = [struct.pack(e + "HHQ", tag, tag_type, 1) + struct.pack(e + fmt, value).ljust(8, b"\0")
+               for tag, value in ((256, width), (257, height))]
+    ifd = struct.pack(e + "Q", len(entries)) + b"".join(entries) + struct.pack(e + "Q", 0)
+    path.write_bytes(order + struct.pack(e + "HHH", 43, 8, 0) + struct.pack(e + "Q", 116) + bytes(100) + ifd)
+    return path
+
+
+@pytest.mark.parametrize("big_endian", [False, True])
+@pytest.mark.parametrize("tag_type", [16, 4, 3])
+def test_bigtiff_sizes_and_a_bomb(big_endian, tag_type, tmp_path):
+    assert image_size(bigtiff_claiming(tmp_path / "a.tif", 371, 230, big_endian, tag_type)) == (371, 230)
+    path = bigtiff_claiming(tmp_path / "bomb.tif", 60000, 60000, big_endian, tag_type)
+    with pytest.raises(DataError, match=r"bomb.tif: 60000x60000 pixels, more than the 50 megapixels"):
+        check_image(path)
