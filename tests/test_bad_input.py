@@ -890,3 +890,22 @@ def test_a_full_disk_keeps_the_earlier_web_app(full_disk, tmp_path):
     assert errors[0].endswith("bytes free; the earlier folder is kept"), errors
     assert (disk / "app" / "index.html").read_text() == "<p>the earlier app</p>"
     assert sorted(p.name for p in disk.iterdir()) == ["app", "filler"]
+
+
+def test_a_full_disk_keeps_the_previous_benchmark_report(full_disk, tmp_path):
+    disk, fill = full_disk
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    import cv2
+
+    assert cv2.imwrite(str(photos / "a.png"), np.full((120, 160, 3), 230, np.uint8))
+    (photos / "labels.csv").write_text("filename,label\na.png,\n")
+    (disk / "report.json").write_text('{"mine": 1}')
+    fill()
+    for option, name in (("--json", "report.json"), ("--plot", "report.png")):
+        proc = run_edgedigits("benchmark", "photos", photos, option, disk / name, cwd=tmp_path)
+        errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+        assert proc.returncode != 0 and len(errors) == 1, proc.stderr
+        assert str(disk / name) in errors[0] and "no space left on the device" in errors[0], errors
+    assert (disk / "report.json").read_text() == '{"mine": 1}'
+    assert sorted(p.name for p in disk.iterdir()) == ["filler", "report.json"]
