@@ -407,7 +407,7 @@ def segment(frame: np.ndarray, cfg: SegmentConfig = SegmentConfig(), single: boo
     With `verify` (a function (N, 28, 28) uint8 -> (N,) probability that each is a digit: the digit
     verifier), pieces are grouped and split by what the verifier reads best, pieces that no grouping
     makes a digit are dropped, and lines may run in any direction (see group.py). Without it, the
-    geometric rules alone decide (the web app's pipeline, kept in step with preprocess.js).
+    geometric rules alone decide (--no-verifier, and models of other classes than 0-9).
     With `candidates`, every candidate group the verifier would score is returned instead (training data)."""
     gray = to_gray(frame)
     if gray.shape == (28, 28):  # already a model input (an MNIST digit, a crop --collect wrote): as it is
