@@ -10,7 +10,7 @@ def register(make, sub) -> None:
     from edgedigits.formats import FORMATS
 
     d = ConvertConfig()
-    table = "\n".join(f"          {f.name:<15} {f.suffix:<16} {f.precision}" for f in FORMATS.values())
+    table = "\n".join(f"          {f.name:<17} {f.suffix:<16} {f.precision}" for f in FORMATS.values())
     p = make(sub, "convert", "Quantize and export a Keras model to TFLite, ONNX and the Edge TPU; check each file.", """\
         examples:
           edgedigits convert runs/train/standard-x/model.keras --out out/standard

@@ -351,18 +351,18 @@ def _convert_into(out: Path, model, model_path: Path, formats, cfg: ConvertConfi
 
 def _row(e: dict) -> str:
     if e["status"] == "export_failed":
-        return f"  {e['format']:<15} export failed: {e['reason']}"
-    return (f"  {e['format']:<15} {e['file']:<32} {e['size_bytes'] / 1024:7.1f} KiB  acc {e['accuracy']:.2%}  "
+        return f"  {e['format']:<17} export failed: {e['reason']}"
+    return (f"  {e['format']:<17} {e['file']:<32} {e['size_bytes'] / 1024:7.1f} KiB  acc {e['accuracy']:.2%}  "
             f"{e['status']}  ({e['seconds']:.1f} s)")
 
 
 def summary_table(entries: list[dict], keras_acc: float, n: int) -> str:
-    lines = [f"\n{'format':<15} {'size KiB':>9} {'accuracy':>9} {'delta pp':>9} {'agreement':>10}  status",
-             f"{'keras':<15} {'':>9} {keras_acc:>9.2%} {'':>9} {'':>10}  baseline ({n} digits)"]
+    lines = [f"\n{'format':<17} {'size KiB':>9} {'accuracy':>9} {'delta pp':>9} {'agreement':>10}  status",
+             f"{'keras':<17} {'':>9} {keras_acc:>9.2%} {'':>9} {'':>10}  baseline ({n} digits)"]
     for e in entries:
         if e["status"] == "export_failed":
-            lines.append(f"{e['format']:<15} {'-':>9} {'-':>9} {'-':>9} {'-':>10}  export_failed: {e['reason'][:80]}")
+            lines.append(f"{e['format']:<17} {'-':>9} {'-':>9} {'-':>9} {'-':>10}  export_failed: {e['reason'][:80]}")
             continue
-        lines.append(f"{e['format']:<15} {e['size_bytes'] / 1024:>9.1f} {e['accuracy']:>9.2%} {e['delta_pp']:>+9.2f} "
+        lines.append(f"{e['format']:<17} {e['size_bytes'] / 1024:>9.1f} {e['accuracy']:>9.2%} {e['delta_pp']:>+9.2f} "
                      f"{e['agreement']:>10.2%}  {e['status']}{': ' + e['reason'] if e['reason'] else ''}")
     return "\n".join(lines)

@@ -211,7 +211,7 @@ def benchmark(manifest_path: Path, cfg: BenchConfig, workdir: Path, say=print, q
         row["size_bytes"] = path.stat().st_size if path else None
         if e["status"] == "export_failed":
             rows.append(row)
-            say(f"  {row['format']:<15} export failed: {row['reason']}")
+            say(f"  {row['format']:<17} export failed: {row['reason']}")
             continue
         kind = e["format"]  # keras, or a row of the format table: its runtime runs it
         if kind == "edgetpu" and cfg.target != "edgetpu":
@@ -223,7 +223,7 @@ def benchmark(manifest_path: Path, cfg: BenchConfig, workdir: Path, say=print, q
             row.update(status="skipped", reason=f"{e['file']} is not compiled for the Edge TPU (edgetpu_compiler "
                        "was not installed at conversion); compile it and convert again")
             rows.append(row)
-            say(f"  {row['format']:<15} skipped: {row['reason']}")
+            say(f"  {row['format']:<17} skipped: {row['reason']}")
             continue
         r = run_row(kind, path, data_npz, cfg)
         if "error" in r:
@@ -232,7 +232,7 @@ def benchmark(manifest_path: Path, cfg: BenchConfig, workdir: Path, say=print, q
             else:
                 row.update(status="run_failed", reason=r["error"])
             rows.append(row)
-            say(f"  {row['format']:<15} {row['status']}: {row['reason']}")
+            say(f"  {row['format']:<17} {row['status']}: {row['reason']}")
             continue
         pred = np.asarray(r.pop("pred"))
         if baseline_pred is None and e["format"] == KERAS:
@@ -240,7 +240,7 @@ def benchmark(manifest_path: Path, cfg: BenchConfig, workdir: Path, say=print, q
         row.update(r)
         row["agreement"] = float(np.mean(pred == baseline_pred)) if baseline_pred is not None else None
         rows.append(row)
-        say(f"  {row['format']:<15} acc {row['accuracy']:.2%}  p50 {row['p50_ms']:.3f} ms")
+        say(f"  {row['format']:<17} acc {row['accuracy']:.2%}  p50 {row['p50_ms']:.3f} ms")
     base = rows[0] if rows and rows[0]["format"] == KERAS and "accuracy" in rows[0] else None
     for row in rows:
         if base and "accuracy" in row:
