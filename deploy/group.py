@@ -123,15 +123,12 @@ def _valleys(m: np.ndarray, height: int, limit: int = 14) -> list[int]:
     return sorted(out)
 
 
-def read(ink: np.ndarray, mask: np.ndarray, cfg: SegmentConfig, verify, candidates: bool = False, comps=None):
+def read(ink: np.ndarray, mask: np.ndarray, comps, cfg: SegmentConfig, verify, candidates: bool = False):
     """[(box, image, line, p)] of the digits, in reading order (boxes at the search size; p the
-    verifier's probability). With `candidates`, every candidate group instead, unscored. `comps`: the
-    mask's components() where the caller has them (the mask then already without specks)."""
-    from edgedigits.deploy.preprocess import components, drop_specks, merge_groups, union_box
+    verifier's probability). `comps`: the mask's components() (preprocess._search, the specks already
+    dropped). With `candidates`, every candidate group instead, unscored."""
+    from edgedigits.deploy.preprocess import merge_groups, union_box
 
-    if comps is None:
-        mask = drop_specks(mask)
-        comps = components(mask, cfg)
     labels, comps = comps
     ids = [c[0] for c in comps]
     boxes = [c[1] for c in comps]

@@ -432,7 +432,7 @@ def segment(frame: np.ndarray, cfg: SegmentConfig = SegmentConfig(), single: boo
     if verified:
         from edgedigits.deploy import group
 
-        found = group.read(ink, mask, cfg, verify, candidates, comps)
+        found = group.read(ink, mask, comps, cfg, verify, candidates)
         return [Digit((x * f, y * f, w * f, h * f), image, line, p) for (x, y, w, h), image, line, p in found]
     digits = []
     for (x, y, w, h), line in reading_order(boxes):
