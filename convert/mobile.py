@@ -1,16 +1,23 @@
 """The app models: files that MediaPipe Tasks' and the TFLite Task Library's ImageClassifier (Android, iOS,
-web, Python) load as they are. Those clients take an RGB image of 3 channels, uint8 or float32, and read
-its colour space, normalization and labels from the TFLite metadata; the digit models take one grey
-channel, white on black. So the graph starts with what an app cannot be asked to do:
+web, Python) load as they are. Those clients take an RGB image of 3 channels, uint8 or float32, resize
+whatever the app passes to the model's input size, and read colour space, normalization and labels from
+the TFLite metadata. The digit models take one grey channel, white on black, normalized as MNIST is. So
+the graph starts with what an app cannot be asked to do:
 
-    (N, 28, 28, 3) RGB pixel p in [0, 255], dark ink on light paper (a photo's crop, a drawing canvas)
-    -> x = 1 - (0.299 R + 0.587 G + 0.114 B) / 255     grey, inverted to white on black, scaled to [0, 1]
+    (N, 112, 112, 3) RGB pixels 0..255: a square crop of one digit, dark ink on light paper, the digit
+                     filling about 60-75% of it (a photo cut to a digit's box with a margin; a canvas)
+    -> 1 - (0.299 R + 0.587 G + 0.114 B) / 255   grey, inverted to white on black (a fixed 1x1 convolution)
+    -> 3x3 max, stride 1                          a thin pen line grown by a pixel each way
+    -> 4x4 mean                                   28x28, as an area resize (the client's own resize to 112
+                                                  is bilinear: from a large crop it skips thin strokes, so
+                                                  the model's input is 4x MNIST's and the averaging is here)
+    -> (x - mean) / (max - mean), negatives to 0  the paper to 0, the darkest ink to 1 (a photo's paper is
+                                                  grey and its ink rarely black)
     -> the digit model -> (N, 10) probabilities
 
-as one 1x1 convolution with fixed weights (-0.299/255, -0.587/255, -0.114/255) and bias 1, which
-quantizes to int8 like any convolution. tflite_app_uint8 is full-integer (int8 inside) with uint8 input
-(scale 1, zero point 0: the pixel itself) and uint8 output; tflite_app_fp32 is float32 with normalization
-mean 0, std 1 in its metadata (the /255 is in the graph).
+tflite_app_uint8 is full-integer (int8 inside) with uint8 input (scale 1, zero point 0: the pixel itself)
+and uint8 output; tflite_app_fp32 is float32 with normalization mean 0, std 1 in its metadata (the /255
+is in the graph). Measured on real crops and on MNIST: README, "In an Android, iOS or web app".
 """
 
 from __future__ import annotations
@@ -19,25 +26,49 @@ from pathlib import Path
 
 import numpy as np
 
+from edgedigits.contract import APP_SIZE, app_image
+
+CONTRAST_FLOOR = 0.05  # a blank crop is not stretched into noise
+STROKE_GROWTH = 3  # a stroke grown by a 3x3 max at 112 px (5 read thin pens better, MNIST 0.3 point worse)
 LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601, as OpenCV's and the browser's RGB -> grey
-APP_INPUT = ("28x28 RGB image of one digit, dark ink on light paper (a crop of a photo, a drawing canvas); "
-             "raw pixels 0..255: grey, inversion and scaling are in the model")
+APP_INPUT = ("RGB image of one digit, dark ink on light paper, square, the digit filling about 60-75% of it "
+             "(a crop of a photo, a drawing canvas); raw pixels 0..255, any size: the client resizes it to "
+             "112x112; grey, inversion and contrast are in the model")
 
 
 def app_model(model):
-    """The Keras digit model behind an RGB input layer: (N, 28, 28, 3) pixels 0..255 -> (N, 10)."""
+    """The Keras digit model behind the app's input: (N, 112, 112, 3) RGB pixels 0..255 -> (N, 10)."""
     import keras
+    from keras import layers
 
-    inp = keras.Input((28, 28, 3), name="image")
-    grey = keras.layers.Conv2D(1, 1, name="rgb_to_inverted_grey")
+    inp = keras.Input((APP_SIZE, APP_SIZE, 3), name="image")
+    grey = layers.Conv2D(1, 1, name="rgb_to_inverted_grey")
     x = grey(inp)
     grey.set_weights([np.array(LUMA, np.float32).reshape(1, 1, 3, 1) / -255.0, np.ones(1, np.float32)])
+    x = layers.MaxPooling2D(STROKE_GROWTH, strides=1, padding="same", name="grow_strokes")(x)
+    x = layers.AveragePooling2D(APP_SIZE // 28, name="to_28")(x)
+    x = layers.Lambda(_stretch, name="stretch_contrast")(x)
     return keras.Model(inp, model(x), name=f"{model.name}_app")
 
 
+def _stretch(x):
+    from keras import ops
+
+    paper = ops.mean(x, axis=(1, 2, 3), keepdims=True)
+    ink = ops.max(x, axis=(1, 2, 3), keepdims=True)
+    return ops.relu(x - paper) / (ink - paper + CONTRAST_FLOOR)
+
+
 def app_pixels(calibration: np.ndarray) -> np.ndarray:
-    """(N, 28, 28, 1) float32 in [0, 1], white on black -> (N, 28, 28, 3) float32 RGB pixels, dark on light."""
-    return np.repeat((1.0 - calibration) * 255.0, 3, axis=-1).astype(np.float32)
+    """(N, 28, 28, 1) float32 in [0, 1], white on black -> (N, 112, 112, 3) float32 RGB pixels, dark on light,
+    on paper from white to mid grey and with ink from black to faint: the int8 ranges must hold a photo's
+    contrast (ink 0.1 above the paper), not only MNIST's (ink 1 above it), or the stretch saturates."""
+    rng = np.random.default_rng(0)
+    n = len(calibration)
+    paper = rng.uniform(120, 255, (n, 1, 1))
+    ink = paper * rng.uniform(0.0, 0.9, (n, 1, 1))
+    grey = paper - (paper - ink) * calibration[..., 0]
+    return app_image(np.round(255 - grey).astype(np.uint8)).astype(np.float32)
 
 
 def _converter(ctx, quantized: bool):
@@ -46,7 +77,7 @@ def _converter(ctx, quantized: bool):
 
     path = ctx.workdir / f"saved_model_app_{'q' if quantized else 'f'}"
     app_model(ctx.model).export(str(path), format="tf_saved_model", verbose=False,
-                                input_signature=[keras.InputSpec(shape=(None, 28, 28, 3), dtype="float32")])
+                                input_signature=[keras.InputSpec(shape=(None, APP_SIZE, APP_SIZE, 3), dtype="float32")])
     conv = tf.lite.TFLiteConverter.from_saved_model(str(path))
     if quantized:
         rgb = app_pixels(ctx.calibration)

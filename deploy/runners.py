@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgedigits.contract import LABELS, check_digits, dequantize, quantize, to_float
+from edgedigits.contract import APP_SIZE, LABELS, app_image, check_digits, dequantize, quantize, to_float
 from edgedigits.errors import EdgeDigitsError
 from edgedigits.formats import FORMATS, TARGETS
 from edgedigits.manifest import Manifest, load_manifest
@@ -125,7 +125,7 @@ class TFLiteRunner:
 
     def _resize(self, n: int) -> None:
         if n != self._batch:
-            self.interpreter.resize_tensor_input(self._inp["index"], [n, 28, 28, 3 if self.app else 1])
+            self.interpreter.resize_tensor_input(self._inp["index"], [n, APP_SIZE, APP_SIZE, 3] if self.app else [n, 28, 28, 1])
             self.interpreter.allocate_tensors()
             self._batch = n
 
@@ -135,8 +135,8 @@ class TFLiteRunner:
         return self.interpreter.get_tensor(self._out["index"])
 
     def __call__(self, digits: np.ndarray) -> np.ndarray:
-        if self.app:  # the digit as an app passes it: (N, 28, 28, 3) RGB, dark ink on light paper
-            rgb = np.repeat((255 - check_digits(digits))[..., None], 3, axis=-1)
+        if self.app:  # the digit as an app passes it: (N, 112, 112, 3) RGB, dark ink on light paper
+            rgb = app_image(digits)
             x = self._lut[rgb] if self._lut is not None else rgb.astype(np.float32)
         elif self._lut is not None:
             x = self._lut[check_digits(digits)][..., None]
@@ -186,9 +186,9 @@ class OnnxRunner:
 
 
 def _check_contract(path: Path, inp: list, out: list, classes: int = 10) -> None:
-    """A digit model takes (N, 28, 28, 1) (an app model (N, 28, 28, 3)) and gives (N, 10); anything else
+    """A digit model takes (N, 28, 28, 1) (an app model (N, 112, 112, 3)) and gives (N, 10); anything else
     would fail on the first frame."""
-    if [int(v) if isinstance(v, (int, np.integer)) else -1 for v in inp[1:]] not in ([28, 28, 1], [28, 28, 3]) \
+    if [int(v) if isinstance(v, (int, np.integer)) else -1 for v in inp[1:]] not in ([28, 28, 1], [APP_SIZE, APP_SIZE, 3]) \
             or not len(out) or out[-1] != classes:
         raise EdgeDigitsError(f"{path}: not a digit model: input {list(inp)}, output {list(out)}; expected "
                               f"(N, 28, 28, 1) in and (N, {classes}) out")
