@@ -22,13 +22,16 @@ def test_every_format_written_checked_and_in_manifest(small_converted):
         # 0.3 points below Keras; the float32 formats give Keras's own answers (measured: all 500)
         assert round(a["accuracy"] * digits) == pytest.approx(a["accuracy"] * digits, abs=1e-6), a
         assert 100 * (keras_acc - a["accuracy"]) <= 0.3 + 1e-9, (a, keras_acc)
-        if a["format"] in ("tflite_fp32", "onnx_fp32", "tflite_app_fp32"):
+        if a["format"] in ("tflite_fp32", "onnx_fp32"):  # the app models see the digit grown and stretched
             assert a["agreement"] == 1.0 and a["accuracy"] == keras_acc, a
         f = small_converted / a["file"]
         assert f.is_file() and f.stat().st_size == a["size_bytes"]
-        channels = 3 if a["format"].startswith("tflite_app") else 1  # the app models take RGB
-        assert a["inputs"][0]["shape"][1:] == [28, 28, channels] and a["outputs"][0]["shape"][-1] == 10
-        assert 0.98 <= a["agreement"] <= 1, a  # measured: 0.994 at worst (int8), 3 digits of 500
+        app = a["format"].startswith("tflite_app")  # the app models take 112x112 RGB
+        assert a["inputs"][0]["shape"][1:] == ([112, 112, 3] if app else [28, 28, 1])
+        assert a["outputs"][0]["shape"][-1] == 10
+        # measured: 0.994 at worst (int8), 3 digits of 500; the app models see each digit grown and its
+        # contrast stretched, which moves this weak 3-epoch model's answers more: 0.968 (shipped standard: 0.9992)
+        assert (0.95 if app else 0.98) <= a["agreement"] <= 1, a
     int8 = m.artifact("tflite_int8")
     assert int8["inputs"][0]["dtype"] == "int8" and int8["outputs"][0]["dtype"] == "int8"
     q = int8["inputs"][0]["quantization"]
@@ -51,15 +54,21 @@ def test_artifacts_match_keras_on_real_digits(small_run, small_converted, test_d
 
     from edgedigits.deploy.runners import load_runner
 
+    from edgedigits.contract import app_image
+    from edgedigits.convert.mobile import app_model
+
     x, y = test_digits
     model = keras.saving.load_model(small_run / "model.keras", safe_mode=True)
     ref = model.predict((x / 255.0).astype("float32")[..., None], verbose=0)
+    # an app model against the Keras graph it was converted from: the digit model behind the app's input
+    app_ref = app_model(model).predict(app_image(x).astype("float32"), verbose=0)
     m = load_manifest(small_converted)
     for a in m.artifacts:
         probs = load_runner(small_converted / a["file"])(x)
-        agree = np.mean(probs.argmax(1) == ref.argmax(1))
-        if a["format"] in ("tflite_fp32", "onnx_fp32"):
-            np.testing.assert_allclose(probs, ref, atol=1e-4)
+        want = app_ref if a["format"].startswith("tflite_app") else ref
+        agree = np.mean(probs.argmax(1) == want.argmax(1))
+        if a["format"] in ("tflite_fp32", "onnx_fp32", "tflite_app_fp32"):
+            np.testing.assert_allclose(probs, want, atol=1e-4)
         assert agree >= 0.97, (a["format"], agree)
 
 
