@@ -125,7 +125,8 @@ class TFLiteRunner:
 
     def _resize(self, n: int) -> None:
         if n != self._batch:
-            self.interpreter.resize_tensor_input(self._inp["index"], [n, APP_SIZE, APP_SIZE, 3] if self.app else [n, 28, 28, 1])
+            shape = [n, APP_SIZE, APP_SIZE, 3] if self.app else [n, 28, 28, 1]
+            self.interpreter.resize_tensor_input(self._inp["index"], shape)
             self.interpreter.allocate_tensors()
             self._batch = n
 
@@ -188,8 +189,8 @@ class OnnxRunner:
 def _check_contract(path: Path, inp: list, out: list, classes: int = 10) -> None:
     """A digit model takes (N, 28, 28, 1) (an app model (N, 112, 112, 3)) and gives (N, 10); anything else
     would fail on the first frame."""
-    if [int(v) if isinstance(v, (int, np.integer)) else -1 for v in inp[1:]] not in ([28, 28, 1], [APP_SIZE, APP_SIZE, 3]) \
-            or not len(out) or out[-1] != classes:
+    shape = [int(v) if isinstance(v, (int, np.integer)) else -1 for v in inp[1:]]
+    if shape not in ([28, 28, 1], [APP_SIZE, APP_SIZE, 3]) or not len(out) or out[-1] != classes:
         raise EdgeDigitsError(f"{path}: not a digit model: input {list(inp)}, output {list(out)}; expected "
                               f"(N, 28, 28, 1) in and (N, {classes}) out")
 

@@ -37,7 +37,7 @@ FORMATS: dict[str, Format] = {f.name: f for f in [
     Format("edgetpu", "_edgetpu.tflite", "int8, batch 1, compiled for the Edge TPU", "litert+edgetpu",
            "Coral Edge TPU (USB, PCIe, Dev Board)", needs="tflite_int8",
            default_for=("edgetpu",), fallback="tflite_int8"),
-    # for an app: RGB (N, 28, 28, 3) pixels, dark on light, grey/inversion/scaling inside (convert/mobile.py)
+    # for an app: a crop as RGB (N, 112, 112, 3), dark on light; grey, inversion, contrast inside (convert/mobile.py)
     Format("tflite_app_uint8", ".app.uint8.tflite", "int8 inside; RGB uint8 pixels in, uint8 scores out",
            "litert", "Android, iOS, web apps: MediaPipe / Task Library ImageClassifier"),
     Format("tflite_app_fp32", ".app.fp32.tflite", "float32; RGB pixels 0..255 in (float32), float32 out", "litert",
