@@ -439,6 +439,8 @@ def load_trained_on(requested: str, trained_on: dict | None, say=print) -> tuple
     trained on or nothing is known of them, else what it holds, for a message)."""
     from edgedigits.errors import EdgeDigitsError
 
+    if not (trained_on and "data" in trained_on and "data_sha256" in trained_on):
+        trained_on = None  # a model converted without its run's config.json: only the data's name and licence
     data = trained_on["data"] if trained_on and requested == "auto" else requested
     try:
         ds = load(data, say)

@@ -278,3 +278,11 @@ def test_a_kaggle_csv_is_read_in_batches(tmp_path, digits, monkeypatch):
     path.write_text("\n".join(lines) + "\n")
     with pytest.raises(DataError, match=r"line 31: 786 columns, expected 785"):
         D.load(path)
+
+
+def test_a_model_known_only_by_its_data_licence_is_checked_on_the_requested_data():
+    """The shipped models were converted without their run's config.json: their manifests name the
+    data and its licence only. `benchmark`/`convert` then use what was asked for (here the sample)."""
+    ds, used, other = D.load_trained_on("sample", {"data_name": "MNIST (LeCun, Cortes, Burges)",
+                                                   "data_licence": "CC BY-SA 3.0"}, say=lambda *_: None)
+    assert used == "sample" and other is None and len(ds.test.images) == 1000
