@@ -12,7 +12,8 @@ shown = metadata.MetadataDisplayer.with_model_file(model)
 out = {"labels": shown.get_associated_file_buffer("labels.txt").decode().splitlines(),
        "license": json.loads(shown.get_metadata_json()).get("license", ""), "top": []}
 clf = vision.ImageClassifier.create_from_options(vision.ImageClassifierOptions(
-    base_options=core.BaseOptions(file_name=model), classification_options=processor.ClassificationOptions(max_results=1)))
+    base_options=core.BaseOptions(file_name=model),
+    classification_options=processor.ClassificationOptions(max_results=1)))
 for i in range(len(images.files)):
     img = np.ascontiguousarray(images[f"arr_{i}"])
     c = clf.classify(vision.TensorImage.create_from_array(img)).classifications[0].categories[0]

@@ -39,7 +39,8 @@ def client_python(name: str, requirement: str, module: str) -> Path:
         proc = subprocess.run([str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", requirement],
                               capture_output=True, text=True, timeout=900)
         if proc.returncode:
-            pytest.skip(f"{requirement} cannot be installed here: {(proc.stderr or proc.stdout).strip().splitlines()[-1][:200]}")
+            why = (proc.stderr or proc.stdout).strip().splitlines()[-1][:200]
+            pytest.skip(f"{requirement} cannot be installed here: {why}")
     proc = subprocess.run([str(python), "-c", f"import {module}"], capture_output=True, text=True, timeout=120)
     if proc.returncode and "libusb" in proc.stderr:  # tflite-support's native module links libusb-1.0.so.0
         pytest.skip(f"{requirement} cannot load: libusb-1.0.so.0 is missing (`make system-deps`, or "
