@@ -56,7 +56,10 @@ def _stretch(x):
 
     paper = ops.mean(x, axis=(1, 2, 3), keepdims=True)
     ink = ops.max(x, axis=(1, 2, 3), keepdims=True)
-    return ops.relu(x - paper) / (ink - paper + CONTRAST_FLOOR)
+    # 1 / d as rsqrt(d)^2: an int8 DIV is refused by the Task Library's TFLite ("Div only supports FLOAT32,
+    # INT32 and quantized UINT8"), RSQRT and MUL run everywhere
+    r = ops.rsqrt(ink - paper + CONTRAST_FLOOR)
+    return ops.relu(x - paper) * (r * r)
 
 
 def app_pixels(calibration: np.ndarray) -> np.ndarray:

@@ -23,7 +23,8 @@ from tests.conftest import PHOTOS, photo_labels
 VENVS = Path.home() / ".cache" / "edgedigits-test-venvs"
 CLASSIFY = Path(__file__).with_name("mediapipe_classify.py")
 TASK_LIBRARY = Path(__file__).with_name("task_library_classify.py")
-SNIPPETS = Path(__file__).with_name("app_snippets.md")  # the README's "In an Android, iOS or web app" snippets
+README = Path(__file__).resolve().parents[2] / "README.md"
+APP_SECTION = "### In an Android, iOS or web app"  # the README's section whose snippets these tests run
 SHIPPED = Path(__file__).resolve().parents[2] / "deploy" / "models"
 APP_FORMATS = ("tflite_app_uint8", "tflite_app_fp32")
 MARGIN = 0.3  # each side, of the box's longer side: the digit fills 1 / 1.6 of the crop (README: "In an app")
@@ -61,11 +62,14 @@ def task_library_python() -> Path:
 
 
 def snippet(lang: str) -> str:
-    """The ```<lang> block of the app snippets (the README's, once moved there)."""
+    """The ```<lang> block of the README's section for app developers, as written."""
     import re
 
-    blocks = re.findall(rf"^```{lang}\n(.*?)^```$", SNIPPETS.read_text(), re.M | re.S)
-    assert len(blocks) == 1, f"{SNIPPETS}: {len(blocks)} ```{lang} blocks"
+    text = README.read_text()
+    section = text[text.index(APP_SECTION):]
+    section = section[:section.index("\n### ", 1)]
+    blocks = re.findall(rf"^```{lang}\n(.*?)^```$", section, re.M | re.S)
+    assert len(blocks) == 1, f"{README}, {APP_SECTION!r}: {len(blocks)} ```{lang} blocks"
     return blocks[0]
 
 
@@ -210,20 +214,14 @@ def test_the_plain_int8_model_is_refused_by_mediapipe(small_converted, mediapipe
     assert proc.returncode != 0 and "got INT8" in proc.stderr
 
 
-# The Task Library (tflite-support 0.4.4, the last release) runs an older TFLite, whose DIV kernel takes no
-# int8: the uint8 app model's contrast stretch (convert/mobile.py) is an int8 DIV, so the Task Library
-# refuses it at its first classify (the float file runs). Known, not yet fixed: xfail by its exact message, so
-# the test passes as soon as the file runs (measured on tiny: the stretch written `* rsqrt(d) ** 2` instead of
-# `/ d` is an int8 RSQRT and MUL, which the Task Library runs: MNIST 99.30% as now, real crops 48/54).
-TASK_LIBRARY_NO_INT8_DIV = "Div only supports FLOAT32, INT32 and quantized UINT8 now, got 9."
+# The Task Library (tflite-support 0.4.4, the last release) runs an older TFLite whose DIV kernel takes no
+# int8: convert/mobile.py writes the contrast stretch's division as RSQRT and MUL so that it runs there.
 
 
 def task_library_classify(python: Path, model: Path, images, tmp_path: Path) -> dict:
     np.savez(tmp_path / "images.npz", *images)
     proc = subprocess.run([str(python), str(TASK_LIBRARY), str(model), str(tmp_path / "images.npz")],
                           capture_output=True, text=True, timeout=600)
-    if proc.returncode and TASK_LIBRARY_NO_INT8_DIV in proc.stderr:
-        pytest.xfail(f"{model.name}: the Task Library's TFLite refuses the int8 DIV: {TASK_LIBRARY_NO_INT8_DIV}")
     assert proc.returncode == 0, proc.stderr[-2000:]
     return json.loads(proc.stdout)
 

@@ -1,7 +1,7 @@
 """The app models in MediaPipe for the Web: `@mediapipe/tasks-vision` (a devDependency pinned in
 deploy/web/package.json, installed by `make system-deps`) in headless Chromium, served offline from
 127.0.0.1 with the package's wasm files, as an app serves them. Each model is loaded by the README's web
-snippet as written (tests/convert/app_snippets.md: `ImageClassifier.createFromOptions`, CPU delegate),
+snippet as written (README, "In an Android, iOS or web app": `ImageClassifier.createFromOptions`, CPU delegate),
 which classifies a canvas; then its classifier reads MNIST test digits drawn dark on light (ImageData)
 and real crops (PNG files drawn on canvases). Skips without Chromium (outside CI) or npm, like
 tests/deploy/test_web.py."""
