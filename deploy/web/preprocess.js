@@ -363,7 +363,7 @@ export function binarize(ink, cfg = CONFIG) {
   return removePaperLines(hysteresis(ink, t, cfg.lowFrac * t), cfg.lineSpan);
 }
 
-function longRuns(small, length, horizontal, span) {
+function longRuns(small, length, horizontal, span, atLeast = 2) {
   const kw = horizontal ? length : 1, kh = horizontal ? 1 : length;
   const runs = dilateRect(erodeRect(small, kw, kh), kw, kh);  // opening
   const { labels, boxes } = components(runs), keep = new Uint8Array(boxes.length), out = img(small.w, small.h);
@@ -374,7 +374,7 @@ function longRuns(small, length, horizontal, span) {
     const extent = boxes[i][horizontal ? 2 : 3];  // long and thin (a digit's stroke in a close-up is thick)
     if (extent >= span && area[i] <= 3 * extent) { keep[i] = 1; lines++; }
   }
-  if (lines < 2) return out;  // one long stroke alone: the stem of a digit, or a lone line
+  if (lines < atLeast) return out;  // one long stroke alone: the stem of a digit, or a lone line
   for (let i = 0; i < out.data.length; i++) out.data[i] = keep[labels[i]] ? 255 : 0;
   return out;
 }
@@ -397,7 +397,9 @@ export function removePaperLines(mask, lineSpan) {
   const small = resizeArea(mask, Math.max(w >> 2, 1), Math.max(h >> 2, 1));
   for (let i = 0; i < small.data.length; i++) small.data[i] = small.data[i] > 40 ? 255 : 0;
   const hor = longRuns(small, Math.max(2, Math.floor(small.w / 8)), true, round(small.w * lineSpan));
-  const ver = longRuns(small, Math.max(2, Math.floor(small.h / 8)), false, round(small.h * lineSpan));
+  let level = false;  // upright lines: three, or two beside level ones (squared paper), not two stems
+  for (let i = 0; i < hor.data.length && !level; i++) level = hor.data[i] > 0;
+  const ver = longRuns(small, Math.max(2, Math.floor(small.h / 8)), false, round(small.h * lineSpan), level ? 2 : 3);
   let any = false;
   for (let i = 0; i < hor.data.length; i++) { hor.data[i] |= ver.data[i]; any = any || hor.data[i] > 0; }
   if (!any) return mask;

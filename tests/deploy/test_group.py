@@ -122,3 +122,18 @@ def test_geometry_alone_without_a_verifier_is_unchanged(verifier):
     plain = segment(frame)
     assert len(plain) == 10
     assert len(segment(frame, verify=verifier)) == 10
+
+
+def test_close_ups_side_by_side_keep_their_full_height_strokes():
+    """Four close-ups of single/ side by side at 240 px, as a four-digit frame made from real photos: the
+    stems of the 7 and the 1 each cross most of the frame, upright and thin, and two such strokes are not
+    the lines of paper (read "90" before: both were removed as paper lines)."""
+    rows = dict(photo_labels("single"))
+    names = ["Krisut01_19.png", "Krisut01_16.png", "scholich_1.png", "Krisut01_3.png"]
+    tiles = []
+    for name in names:
+        image = cv2.imread(str(PHOTOS / "single" / name), cv2.IMREAD_COLOR)
+        tiles.append(cv2.resize(image, (round(image.shape[1] * 240 / image.shape[0]), 240)))
+    from edgedigits.deploy.camera import recognize
+
+    assert recognize(np.concatenate(tiles, 1), from_manifest(_shipped())).text == "".join(rows[n] for n in names) == "9701"
