@@ -80,6 +80,18 @@ async function scoreAll(verify, items) {
 }
 
 
+// deploy/group.py _rules: the pieces of a cluster that are lines under or across its digits
+function rules(cluster, boxes) {
+  const out = new Set();
+  for (const k of cluster) {
+    const [, , w, h] = boxes[k];
+    let tallest = -1;
+    for (const o of cluster) if (o !== k) tallest = Math.max(tallest, boxes[o][3]);
+    if (tallest >= 0 && w >= 4 * h && 2 * w >= 3 * tallest) out.add(k);
+  }
+  return out;
+}
+
 // deploy/group.py read: [{box, image, line}] at the search size, in reading order
 export async function read(ink, mask, cfg, verify) {
   mask = dropSpecks(mask);
@@ -93,7 +105,9 @@ export async function read(ink, mask, cfg, verify) {
     const longest = g.length <= 4 ? g.length : MAX_RUN, runs = [];
     for (let i = 0; i < g.length; i++) for (let j = i + 1; j <= Math.min(g.length, i + longest); j++) runs.push([i, j]);
     if (g.length > longest) runs.push([0, g.length]);  // and the whole cluster, as the geometric rules would read it
+    const ruled = rules(g, boxes);
     for (const [i, j] of runs) {
+      if (j - i > 1 && g.slice(i, j).some((k) => ruled.has(k))) continue;  // an underline is part of no digit
       const box = unionBox(g.slice(i, j).map((k) => boxes[k]));
       if (plausible(mask, box, cfg)) spec.push([members.length - 1, i, j, box]);
     }

@@ -124,16 +124,43 @@ def test_geometry_alone_without_a_verifier_is_unchanged(verifier):
     assert len(segment(frame, verify=verifier)) == 10
 
 
+def _made_frame(names: list[str], height: int, margin: float | None = None) -> np.ndarray:
+    """A four-digit frame made from real photos of single/, side by side at `height` pixels: each photo
+    whole, or cut to the box deploy finds with `margin` of its height above, below and beside it."""
+    from edgedigits.deploy.camera import recognize
+
+    runner = from_manifest(_shipped())
+    tiles = []
+    for name in names:
+        image = cv2.imread(str(PHOTOS / "single" / name), cv2.IMREAD_COLOR)
+        if margin is not None:
+            x, y, w, h = max(recognize(image, runner).digits, key=lambda d: d.box[2] * d.box[3]).box
+            m = round(margin * h)
+            image = cv2.copyMakeBorder(image, m, m, m, m, cv2.BORDER_REPLICATE)[y:y + h + 2 * m, x:x + w + 2 * m]
+        tiles.append(cv2.resize(image, (round(image.shape[1] * height / image.shape[0]), height),
+                                interpolation=cv2.INTER_AREA))
+    return np.concatenate(tiles, 1)
+
+
 def test_close_ups_side_by_side_keep_their_full_height_strokes():
     """Four close-ups of single/ side by side at 240 px, as a four-digit frame made from real photos: the
     stems of the 7 and the 1 each cross most of the frame, upright and thin, and two such strokes are not
     the lines of paper (read "90" before: both were removed as paper lines)."""
     rows = dict(photo_labels("single"))
     names = ["Krisut01_19.png", "Krisut01_16.png", "scholich_1.png", "Krisut01_3.png"]
-    tiles = []
-    for name in names:
-        image = cv2.imread(str(PHOTOS / "single" / name), cv2.IMREAD_COLOR)
-        tiles.append(cv2.resize(image, (round(image.shape[1] * 240 / image.shape[0]), 240)))
     from edgedigits.deploy.camera import recognize
 
-    assert recognize(np.concatenate(tiles, 1), from_manifest(_shipped())).text == "".join(rows[n] for n in names) == "9701"
+    assert recognize(_made_frame(names, 240), from_manifest(_shipped())).text == \
+        "".join(rows[n] for n in names) == "9701"
+
+
+def test_an_underline_is_part_of_no_digit():
+    """A 0 cut from its photo with the paper's line just below it, among three other digits: the line is
+    wider than the 0 is tall, so no candidate joins them (read "049" before: the 0 and the line made one
+    wide group, cut apart into pieces that read as nothing)."""
+    rows = dict(photo_labels("single"))
+    names = ["ashishdasu_1.png", "parker-smith02_2.jpg", "Krisut01_1.png", "Krisut01_19.png"]
+    from edgedigits.deploy.camera import recognize
+
+    assert recognize(_made_frame(names, 120, margin=0.3), from_manifest(_shipped())).text == \
+        "".join(rows[n] for n in names) == "0409"
