@@ -117,9 +117,9 @@ def binarize(ink: np.ndarray, cfg: SegmentConfig) -> np.ndarray:
     return remove_paper_lines(hysteresis(ink, t, cfg.low_frac * t), cfg.line_span)
 
 
-def _long_runs(small: np.ndarray, length: int, horizontal: bool, span: int, at_least: int = 2) -> np.ndarray:
+def _long_runs(small: np.ndarray, length: int, horizontal: bool, span: int) -> np.ndarray:
     """Straight runs of at least `length` pixels whose pieces together span `span` pixels, when there
-    are `at_least` of them (the ruled or squared lines of paper). 0/255 at `small`'s size."""
+    are two or more of them (the ruled or squared lines of paper). 0/255 at `small`'s size."""
     kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (length, 1) if horizontal else (1, length))
     runs = cv2.morphologyEx(small, cv2.MORPH_OPEN, kernel)
     n, labels, stats, _ = cv2.connectedComponentsWithStats(runs, connectivity=8)
@@ -128,7 +128,7 @@ def _long_runs(small: np.ndarray, length: int, horizontal: bool, span: int, at_l
     # digits written side by side in a close-up are as long, but thick
     thin = stats[1:, cv2.CC_STAT_AREA] <= 3 * extent
     lines = np.flatnonzero((extent >= span) & thin) + 1
-    if len(lines) < at_least:
+    if len(lines) < 2:
         return np.zeros_like(small)  # one long stroke alone: the stem of a digit, or a lone line
     keep = np.zeros(n, bool)
     keep[lines] = True
@@ -138,10 +138,10 @@ def _long_runs(small: np.ndarray, length: int, horizontal: bool, span: int, at_l
 def remove_paper_lines(mask: np.ndarray, line_span: float) -> np.ndarray:
     """Remove the printed lines of ruled or squared paper that were dark enough to pass the threshold:
     straight runs that cross at least `line_span` of the frame, two or more in parallel. Upright lines
-    must be three or more where no level line is found: two upright strokes that cross the frame are as
-    likely the stems of a 1 and a 7 in a close-up of digits side by side as squared paper (which shows
-    its level lines too). Rows and columns are checked first (cheap); the search runs at 1/4
-    resolution, where a slight tilt stays within a row."""
+    go only beside level ones (squared paper): alone, upright strokes that cross the frame are the
+    stems of 1s, 4s and 7s in a close-up of digits side by side, as many and as straight as paper's.
+    Rows and columns are checked first (cheap); the search runs at 1/4 resolution, where a slight tilt
+    stays within a row."""
     h, w = mask.shape
     rows = cv2.reduce(mask, 1, cv2.REDUCE_AVG, dtype=cv2.CV_32F).ravel() / 255
     cols = cv2.reduce(mask, 0, cv2.REDUCE_AVG, dtype=cv2.CV_32F).ravel() / 255
@@ -151,9 +151,9 @@ def remove_paper_lines(mask: np.ndarray, line_span: float) -> np.ndarray:
     small = (small > 40).astype(np.uint8) * 255
     sh, sw = small.shape
     lines = _long_runs(small, max(2, sw // 8), True, _round(sw * line_span))
-    lines |= _long_runs(small, max(2, sh // 8), False, _round(sh * line_span), 2 if lines.any() else 3)
     if not lines.any():
         return mask
+    lines |= _long_runs(small, max(2, sh // 8), False, _round(sh * line_span))
     lines = cv2.resize(lines, (w, h), interpolation=cv2.INTER_NEAREST)
     return cv2.subtract(mask, cv2.dilate(lines, SQUARE))
 

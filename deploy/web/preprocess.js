@@ -363,7 +363,7 @@ export function binarize(ink, cfg = CONFIG) {
   return removePaperLines(hysteresis(ink, t, cfg.lowFrac * t), cfg.lineSpan);
 }
 
-function longRuns(small, length, horizontal, span, atLeast = 2) {
+function longRuns(small, length, horizontal, span) {
   const kw = horizontal ? length : 1, kh = horizontal ? 1 : length;
   const runs = dilateRect(erodeRect(small, kw, kh), kw, kh);  // opening
   const { labels, boxes } = components(runs), keep = new Uint8Array(boxes.length), out = img(small.w, small.h);
@@ -374,7 +374,7 @@ function longRuns(small, length, horizontal, span, atLeast = 2) {
     const extent = boxes[i][horizontal ? 2 : 3];  // long and thin (a digit's stroke in a close-up is thick)
     if (extent >= span && area[i] <= 3 * extent) { keep[i] = 1; lines++; }
   }
-  if (lines < atLeast) return out;  // one long stroke alone: the stem of a digit, or a lone line
+  if (lines < 2) return out;  // one long stroke alone: the stem of a digit, or a lone line
   for (let i = 0; i < out.data.length; i++) out.data[i] = keep[labels[i]] ? 255 : 0;
   return out;
 }
@@ -397,12 +397,11 @@ export function removePaperLines(mask, lineSpan) {
   const small = resizeArea(mask, Math.max(w >> 2, 1), Math.max(h >> 2, 1));
   for (let i = 0; i < small.data.length; i++) small.data[i] = small.data[i] > 40 ? 255 : 0;
   const hor = longRuns(small, Math.max(2, Math.floor(small.w / 8)), true, round(small.w * lineSpan));
-  let level = false;  // upright lines: three, or two beside level ones (squared paper), not two stems
+  let level = false;  // upright lines only beside level ones (squared paper): alone, they are digits' stems
   for (let i = 0; i < hor.data.length && !level; i++) level = hor.data[i] > 0;
-  const ver = longRuns(small, Math.max(2, Math.floor(small.h / 8)), false, round(small.h * lineSpan), level ? 2 : 3);
-  let any = false;
-  for (let i = 0; i < hor.data.length; i++) { hor.data[i] |= ver.data[i]; any = any || hor.data[i] > 0; }
-  if (!any) return mask;
+  if (!level) return mask;
+  const ver = longRuns(small, Math.max(2, Math.floor(small.h / 8)), false, round(small.h * lineSpan));
+  for (let i = 0; i < hor.data.length; i++) hor.data[i] |= ver.data[i];
   const wide = dilateRect(resizeNearest(hor, w, h), 3, 3), out = img(w, h);
   for (let i = 0; i < out.data.length; i++) out.data[i] = sat(mask.data[i] - wide.data[i]);
   return out;
