@@ -73,12 +73,17 @@ def snippet(lang: str) -> str:
     return blocks[0]
 
 
-def mediapipe_classify(python: Path, model: Path, images, tmp_path: Path) -> list:
+def classify_in(python: Path, script: Path, model: Path, images, tmp_path: Path):
+    """`script` run by a client's venv `python` on `model` and the RGB images: its JSON answer."""
     np.savez(tmp_path / "images.npz", *images)
-    proc = subprocess.run([str(python), str(CLASSIFY), str(model), str(tmp_path / "images.npz")],
+    proc = subprocess.run([str(python), str(script), str(model), str(tmp_path / "images.npz")],
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     return json.loads(proc.stdout)
+
+
+def mediapipe_classify(python: Path, model: Path, images, tmp_path: Path) -> list:
+    return classify_in(python, CLASSIFY, model, images, tmp_path)
 
 
 def square_crop(image: np.ndarray, box, margin: float = MARGIN) -> np.ndarray:
@@ -219,11 +224,7 @@ def test_the_plain_int8_model_is_refused_by_mediapipe(small_converted, mediapipe
 
 
 def task_library_classify(python: Path, model: Path, images, tmp_path: Path) -> dict:
-    np.savez(tmp_path / "images.npz", *images)
-    proc = subprocess.run([str(python), str(TASK_LIBRARY), str(model), str(tmp_path / "images.npz")],
-                          capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    return json.loads(proc.stdout)
+    return classify_in(python, TASK_LIBRARY, model, images, tmp_path)
 
 
 @pytest.mark.parametrize("fmt", APP_FORMATS)
