@@ -99,7 +99,8 @@ def _write(out: Path, data: bytes, ctx: ExportContext, **image) -> Path:
     data_name = ctx.metadata.get("data_name", "")
     meta = TM.metadata_buffer(
         f"edgedigits {name}", labels,
-        f"Classifies a 28x28 {'RGB' if image else 'grayscale'} image into {len(labels)} classes "
+        f"Classifies a {image.get('side', 28)}x{image.get('side', 28)} {'RGB' if image else 'grayscale'} image "
+        f"into {len(labels)} classes "
         f"({', '.join(labels[:3])}, ...)."
         + (f" Trained on {data_name}." if data_name else ""),
         f"training data: {data_name}, {ctx.metadata['data_licence']}" if ctx.metadata.get("data_licence") else "",

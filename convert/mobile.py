@@ -11,8 +11,9 @@ the graph starts with what an app cannot be asked to do:
     -> 4x4 mean                                   28x28, as an area resize (the client's own resize to 112
                                                   is bilinear: from a large crop it skips thin strokes, so
                                                   the model's input is 4x MNIST's and the averaging is here)
-    -> (x - mean) / (max - mean), negatives to 0  the paper to 0, the darkest ink to 1 (a photo's paper is
-                                                  grey and its ink rarely black)
+    -> (x - mean) / (max - mean + 0.05), below 0: 0   the paper (most of the crop: the mean) to 0, the
+                                                  darkest ink to about 1 (a photo's paper is grey and its
+                                                  ink rarely black); 0.05: a blank crop stays dark
     -> the digit model -> (N, 10) probabilities
 
 tflite_app_uint8 is full-integer (int8 inside) with uint8 input (scale 1, zero point 0: the pixel itself)
@@ -54,12 +55,12 @@ def app_model(model):
 def _stretch(x):
     from keras import ops
 
-    paper = ops.mean(x, axis=(1, 2, 3), keepdims=True)
+    mean = ops.mean(x, axis=(1, 2, 3), keepdims=True)  # the paper's level, nearly: most of a crop is paper
     ink = ops.max(x, axis=(1, 2, 3), keepdims=True)
     # 1 / d as rsqrt(d)^2: an int8 DIV is refused by the Task Library's TFLite ("Div only supports FLOAT32,
     # INT32 and quantized UINT8"), RSQRT and MUL run everywhere
-    r = ops.rsqrt(ink - paper + CONTRAST_FLOOR)
-    return ops.relu(x - paper) * (r * r)
+    r = ops.rsqrt(ink - mean + CONTRAST_FLOOR)
+    return ops.relu(x - mean) * (r * r)
 
 
 def app_pixels(calibration: np.ndarray) -> np.ndarray:
@@ -103,7 +104,7 @@ def export_tflite_app_uint8(ctx, out: Path) -> Path:
     except Exception as e:
         raise EdgeDigitsError(f"full-integer quantization of the app model failed: {X.first_line(e)}") from None
     return X._write(out, data, ctx, color_space=RGB, normalization=None, input_description=APP_INPUT,
-                    input_range=(0.0, 255.0))
+                    input_range=(0.0, 255.0), side=APP_SIZE)
 
 
 def export_tflite_app_fp32(ctx, out: Path) -> Path:
@@ -111,4 +112,4 @@ def export_tflite_app_fp32(ctx, out: Path) -> Path:
     from edgedigits.convert.tflite_metadata import RGB
 
     return X._write(out, X._convert(_converter(ctx, quantized=False)), ctx, color_space=RGB,
-                    normalization=(0.0, 1.0), input_description=APP_INPUT, input_range=(0.0, 255.0))
+                    normalization=(0.0, 1.0), input_description=APP_INPUT, input_range=(0.0, 255.0), side=APP_SIZE)

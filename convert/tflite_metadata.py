@@ -62,16 +62,17 @@ GREY_INPUT = "28x28 grayscale image, white on black (MNIST convention); x = pixe
 
 def metadata_buffer(model_name: str, labels: list[str], description: str, licence: str, version: str, *,
                     color_space: int = GRAYSCALE, normalization: tuple[float, float] | None = (0.0, 255.0),
-                    input_description: str = GREY_INPUT, input_range: tuple[float, float] = (0.0, 1.0)) -> bytes:
-    """The ModelMetadata flatbuffer for a 28x28 image classifier with len(labels) outputs: by default the
-    grayscale digit model (x = (pixel - 0) / 255); the app models (mobile.py) pass RGB, and their float
-    file normalization (0, 1) (raw pixels: the /255 is in the graph), their uint8 file none."""
+                    input_description: str = GREY_INPUT, input_range: tuple[float, float] = (0.0, 1.0),
+                    side: int = 28) -> bytes:
+    """The ModelMetadata flatbuffer for a side x side image classifier with len(labels) outputs: by default
+    the 28x28 grayscale digit model (x = (pixel - 0) / 255); the app models (mobile.py) pass 112x112 RGB,
+    and their float file normalization (0, 1) (raw pixels: the /255 is in the graph), their uint8 file none."""
     import flatbuffers
 
     b = flatbuffers.Builder(1024)
     s = b.CreateString
     # input: an image, normalized as x = (pixel - mean) / std
-    size = _table(b, [("u32", 0, 28), ("u32", 1, 28)])
+    size = _table(b, [("u32", 0, side), ("u32", 1, side)])
     image = _table(b, [("i8", 0, color_space), ("off", 1, size)])
     in_content = _table(b, [("u8", 0, IMAGE_PROPERTIES), ("off", 1, image)])
     units = []

@@ -145,7 +145,7 @@ def read(ink: np.ndarray, mask: np.ndarray, comps, cfg: SegmentConfig, verify, c
         runs = [(i, j) for i in range(len(g)) for j in range(i + 1, min(len(g), i + longest) + 1)]
         if len(g) > longest:
             runs.append((0, len(g)))  # and the whole cluster, as the geometric rules would read it
-        ruled = _rules(g, boxes)
+        ruled = _rule_lines(g, boxes)
         for i, j in runs:
             if j - i > 1 and any(k in ruled for k in g[i:j]):
                 continue  # an underline or a ruled line's piece is part of no digit
@@ -233,15 +233,18 @@ def read(ink: np.ndarray, mask: np.ndarray, comps, cfg: SegmentConfig, verify, c
     return [(kept[i][0], kept[i][1], line, kept[i][2]) for i, line in order]
 
 
-def _rules(cluster: list[int], boxes) -> set[int]:
+def _rule_lines(cluster: list[int], boxes) -> set[int]:
     """The pieces of a cluster that are lines drawn under or across its digits (an underline, a piece of
     ruled paper's line the threshold kept): four times wider than they are tall, and half as wide again as
     the tallest other piece is tall (a 5's or a 7's loose top bar is narrower than its digit is tall)."""
+    if len(cluster) < 2:
+        return set()
+    heights = sorted((boxes[k][3] for k in cluster), reverse=True)
     out = set()
     for k in cluster:
         w, h = boxes[k][2], boxes[k][3]
-        others = [boxes[o][3] for o in cluster if o != k]
-        if others and w >= 4 * h and 2 * w >= 3 * max(others):
+        tallest_other = heights[1] if h == heights[0] else heights[0]
+        if w >= 4 * h and 2 * w >= 3 * tallest_other:
             out.add(k)
     return out
 

@@ -192,7 +192,7 @@ def _check_contract(path: Path, inp: list, out: list, classes: int = 10) -> None
     shape = [int(v) if isinstance(v, (int, np.integer)) else -1 for v in inp[1:]]
     if shape not in ([28, 28, 1], [APP_SIZE, APP_SIZE, 3]) or not len(out) or out[-1] != classes:
         raise EdgeDigitsError(f"{path}: not a digit model: input {list(inp)}, output {list(out)}; expected "
-                              f"(N, 28, 28, 1) in and (N, {classes}) out")
+                              f"(N, 28, 28, 1) in (an app model: (N, {APP_SIZE}, {APP_SIZE}, 3)) and (N, {classes}) out")
 
 
 VERIFIER = Path(__file__).parent / "models" / "verifier"  # the shipped digit verifier (train/verifier.py)

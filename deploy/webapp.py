@@ -68,7 +68,7 @@ def node_modules() -> Path:
         cache.mkdir(parents=True, exist_ok=True)
         for name in ("package.json", "package-lock.json"):
             shutil.copy2(WEB / name, cache / name)
-        proc = subprocess.run([npm, "ci", "--ignore-scripts", "--no-audit", "--no-fund"], cwd=cache,
+        proc = subprocess.run([npm, "ci", "--omit=dev", "--ignore-scripts", "--no-audit", "--no-fund"], cwd=cache,
                               capture_output=True, text=True)
         if proc.returncode:
             raise EdgeDigitsError(f"npm ci in {cache} failed: {(proc.stderr or proc.stdout).strip()[-300:]}")

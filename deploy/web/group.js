@@ -80,14 +80,14 @@ async function scoreAll(verify, items) {
 }
 
 
-// deploy/group.py _rules: the pieces of a cluster that are lines under or across its digits
-function rules(cluster, boxes) {
+// deploy/group.py _rule_lines: the pieces of a cluster that are lines under or across its digits
+function ruleLines(cluster, boxes) {
   const out = new Set();
+  if (cluster.length < 2) return out;
+  const heights = cluster.map((k) => boxes[k][3]).sort((a, b) => b - a);
   for (const k of cluster) {
-    const [, , w, h] = boxes[k];
-    let tallest = -1;
-    for (const o of cluster) if (o !== k) tallest = Math.max(tallest, boxes[o][3]);
-    if (tallest >= 0 && w >= 4 * h && 2 * w >= 3 * tallest) out.add(k);
+    const [, , w, h] = boxes[k], tallestOther = h === heights[0] ? heights[1] : heights[0];
+    if (w >= 4 * h && 2 * w >= 3 * tallestOther) out.add(k);
   }
   return out;
 }
@@ -105,7 +105,7 @@ export async function read(ink, mask, cfg, verify) {
     const longest = g.length <= 4 ? g.length : MAX_RUN, runs = [];
     for (let i = 0; i < g.length; i++) for (let j = i + 1; j <= Math.min(g.length, i + longest); j++) runs.push([i, j]);
     if (g.length > longest) runs.push([0, g.length]);  // and the whole cluster, as the geometric rules would read it
-    const ruled = rules(g, boxes);
+    const ruled = ruleLines(g, boxes);
     for (const [i, j] of runs) {
       if (j - i > 1 && g.slice(i, j).some((k) => ruled.has(k))) continue;  // an underline is part of no digit
       const box = unionBox(g.slice(i, j).map((k) => boxes[k]));

@@ -52,7 +52,7 @@ def client_python(name: str, requirement: str, module: str) -> Path:
 
 @pytest.fixture(scope="session")
 def mediapipe_python() -> Path:
-    return client_python("mediapipe", "mediapipe", "mediapipe")
+    return client_python("mediapipe", "mediapipe==1.2.3", "mediapipe")  # the version the README measured
 
 
 @pytest.fixture(scope="session")
@@ -214,7 +214,7 @@ def test_the_python_snippet_runs_as_written(test_digits, mediapipe_python, tmp_p
 def test_the_plain_int8_model_is_refused_by_mediapipe(small_converted, mediapipe_python, tmp_path):
     """Why the app rows exist: the digit models keep their contract (int8, one grey channel)."""
     np.savez(tmp_path / "d.npz", np.zeros((28, 28, 3), np.uint8))
-    proc = subprocess.run([str(mediapipe_python), str(CLASSIFY), str(small_converted / "tiny.int8.tflite"),
+    proc = subprocess.run([str(mediapipe_python), str(CLASSIFY), str(load_manifest(small_converted).file(load_manifest(small_converted).artifact("tflite_int8"))),
                            str(tmp_path / "d.npz")], capture_output=True, text=True, timeout=600)
     assert proc.returncode != 0 and "got INT8" in proc.stderr
 

@@ -55,6 +55,10 @@ def test_every_tflite_file_carries_standard_metadata(small_converted, displayer)
         assert packed["files"] == ["labels.txt"] and packed["labels"] == m.data["labels"]
         graph = md["subgraph_metadata"][0]
         inp, out = graph["input_tensor_metadata"][0], graph["output_tensor_metadata"][0]
+        side = 112 if ".app." in path else 28  # the size the metadata gives is the input tensor's
+        assert inp["content"]["content_properties"]["default_size"] == {"width": side, "height": side}
+        assert f"Classifies a {side}x{side} " in md["description"]
+        assert list(load_runner(path).interpreter.get_input_details()[0]["shape"][1:3]) == [side, side]
         if ".app." in path:  # RGB pixels 0..255: float32 normalized by (p - 0) / 1, uint8 taken as it is
             assert inp["name"] == "digits" and inp["content"]["content_properties"]["color_space"] == "RGB"
             assert inp.get("process_units", [{}])[0].get("options") == (

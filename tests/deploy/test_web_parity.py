@@ -107,7 +107,8 @@ def run_node(folder: Path, cases: list[dict]) -> list[dict]:
 def drawn_inputs(sample) -> dict[str, np.ndarray]:
     """Inputs this test makes: camera-like scenes of MNIST digits (squared paper, two lines, an odd size that
     shrinks by a fraction, a large frame searched again at twice the resolution), ruled paper whose dark
-    lines must go, chalk-like light-on-dark digits, a lone 28x28 digit, and blank paper."""
+    lines must go, digits on an underline, upright strokes across the frame that must stay, chalk-like
+    light-on-dark digits, a lone 28x28 digit, and blank paper."""
     digits = (sample.test.images, sample.test.labels)
     rng = np.random.default_rng(19)
     out = {}
@@ -128,6 +129,15 @@ def drawn_inputs(sample) -> dict[str, np.ndarray]:
     out["broken-strokes"] = cv2.cvtColor(cv2.GaussianBlur(broken, (3, 3), 0), cv2.COLOR_GRAY2BGR)
     row = np.hstack([np.kron(img, np.ones((5, 5), np.uint8)) for img in sample.test.images[:3]])
     out["light-on-dark"] = cv2.cvtColor(np.pad(row, 20), cv2.COLOR_GRAY2BGR)
+    underlined = np.full((480, 640), 214, np.uint8)  # digits above a line wider than they are tall
+    for i, img in enumerate(sample.test.images[20:23]):
+        underlined[150:262, 40 + 140 * i:152 + 140 * i] -= (np.kron(img, np.ones((4, 4), np.uint8)) * 0.7).astype(np.uint8)
+    cv2.line(underlined, (40, 262), (330, 262), 60, 3)
+    out["underlined"] = cv2.cvtColor(underlined, cv2.COLOR_GRAY2BGR)
+    stems = np.full((240, 640, 3), 220, np.uint8)  # four upright strokes across the frame, no level line
+    for x in (100, 250, 400, 550):
+        cv2.line(stems, (x, 8), (x + 6, 232), (40, 40, 40), 5)
+    out["upright-stems"] = stems
     out["one-28x28-digit"] = cv2.cvtColor(255 - sample.test.images[7], cv2.COLOR_GRAY2BGR)
     out["blank"] = np.full((480, 640, 3), 214, np.uint8)
     return out
@@ -142,6 +152,9 @@ def test_javascript_functions_match_python_on_drawn_inputs(sample, tmp_path):
     ruled = next(c for c in cases if c["name"] == "ruled")
     hyst, mask = (np.fromfile(tmp_path / "ruled" / f"{k}.u8", np.uint8) for k in ("hysteresis", "mask"))
     assert (hyst > 0).sum() > (mask > 0).sum() + 1000, "the ruled lines were not removed: nothing to compare"
+    stems = next(c for c in cases if c["name"] == "upright-stems")  # upright lines alone stay (digits' stems)
+    hyst, mask = (np.fromfile(tmp_path / "upright-stems" / f"{k}.u8", np.uint8) for k in ("hysteresis", "mask"))
+    assert (mask > 0).sum() == (hyst > 0).sum() > 0 and len(stems["pieces"]) == 4
     assert run_node(tmp_path, cases)
 
 
