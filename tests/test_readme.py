@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-FENCE = re.compile(r"^(?:<!-- skip-test: (?P<skip>.+?) -->\n)?```(?P<lang>sh|python)\n(?P<code>.*?)^```$",
+FENCE = re.compile(r"^(?:<!-- skip-test: (?P<skip>[^\n]+?) -->\n)?```(?P<lang>sh|python)\n(?P<code>.*?)^```$",
                    re.M | re.S)
 NOT_COPIED = {".git", ".venv", "node_modules", "runs", "out", "__pycache__", ".pytest_cache"}
 

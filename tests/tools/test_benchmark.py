@@ -47,9 +47,12 @@ def test_every_row_present_with_sane_figures(report):
         # the convert check's digits, measured: onnx_int8 -0.67, tflite_int8 +0.33 on these)
         assert round(300 * r["accuracy"]) == pytest.approx(300 * r["accuracy"], abs=1e-6), r
         assert r["delta_pp"] == pytest.approx(100 * (r["accuracy"] - keras["accuracy"])), r
-        if r["precision"].startswith("float32"):
+        # the app models see each digit grown and contrast stretched (convert/mobile.py), which moves this
+        # weak 3-epoch model more: measured -1.67 points (5 digits of 300); the shipped standard: -0.04 on 10,000
+        app = r["format"].startswith("tflite_app")
+        if r["precision"].startswith("float32") and not app:
             assert r["agreement"] == 1.0 and r["accuracy"] == keras["accuracy"], r
-        assert abs(r["delta_pp"]) <= 1.0 + 1e-9 and r["agreement"] >= 0.98, r
+        assert abs(r["delta_pp"]) <= (2.5 if app else 1.0) + 1e-9 and r["agreement"] >= (0.95 if app else 0.98), r
     assert "p50 ms" in stdout and "tflite_int8" in stdout
     assert rep["options"] == {"threads": 1, "runs": 40, "warmup": 50, "batches": [32, 256], "data": "sample",
                               "limit": 300, "target": "cpu"}
@@ -87,11 +90,11 @@ def test_markdown_and_plot_written(report):
 
 
 def test_plot_labels_do_not_overlap(tmp_path):
-    """The shipped model's report: seven formats at one accuracy, four of them within 0.4 ms."""
+    """The shipped model's report: nine formats, seven at one accuracy, four of them within 0.4 ms."""
     from edgedigits.tools.benchmark import plot
 
     boxes = plot(json.loads((ROOT / "docs" / "benchmark-standard.json").read_text()), tmp_path / "p.png")
-    assert len(boxes) == 7
+    assert len(boxes) == 9
     for i, (x, y, w, h) in enumerate(boxes):
         for (x2, y2, w2, h2) in boxes[i + 1:]:
             assert x + w <= x2 or x2 + w2 <= x or y + h <= y2 or y2 + h2 <= y, (boxes[i], (x2, y2, w2, h2))
