@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgedigits.contract import APP_SIZE, app_image
+from edgedigits.contract import APP_SCALE, APP_SIZE, app_image
 
 CONTRAST_FLOOR = 0.05  # a blank crop is not stretched into noise
 STROKE_GROWTH = 3  # a stroke grown by a 3x3 max at 112 px (5 read thin pens better, MNIST 0.3 point worse)
@@ -47,7 +47,7 @@ def app_model(model):
     x = grey(inp)
     grey.set_weights([np.array(LUMA, np.float32).reshape(1, 1, 3, 1) / -255.0, np.ones(1, np.float32)])
     x = layers.MaxPooling2D(STROKE_GROWTH, strides=1, padding="same", name="grow_strokes")(x)
-    x = layers.AveragePooling2D(APP_SIZE // 28, name="to_28")(x)
+    x = layers.AveragePooling2D(APP_SCALE, name="to_28")(x)
     x = layers.Lambda(_stretch, name="stretch_contrast")(x)
     return keras.Model(inp, model(x), name=f"{model.name}_app")
 

@@ -22,7 +22,8 @@ INPUT_SHAPE = (28, 28, 1)  # the model's input per digit: (N, 28, 28, 1) float32
 PIXEL_SCALE = 1 / 255  # x = pixel * PIXEL_SCALE, so x is in [0, 1]
 LABELS = [str(d) for d in range(10)]  # output k is the probability of LABELS[k]
 CONFIDENCE = 0.6  # below this probability a digit is shown as "?"
-APP_SIZE = 112  # the app models' input side (convert/mobile.py): RGB, dark on light, 4 pixels per MNIST pixel
+APP_SCALE = 4  # the app models' input (convert/mobile.py): RGB, dark on light, a 4x4 square per MNIST pixel
+APP_SIZE = APP_SCALE * DIGIT_SHAPE[0]  # 112
 
 
 def class_name(name) -> str:
@@ -63,8 +64,7 @@ def to_float(digits: np.ndarray) -> np.ndarray:
 def app_image(digits: np.ndarray) -> np.ndarray:
     """(N, 28, 28) uint8 digits -> (N, APP_SIZE, APP_SIZE, 3) uint8: each as an app passes it to an app model,
     RGB, dark ink on light paper, each pixel a square of 4x4."""
-    k = APP_SIZE // DIGIT_SHAPE[0]
-    big = np.repeat(np.repeat(255 - check_digits(digits), k, axis=1), k, axis=2)
+    big = np.repeat(np.repeat(255 - check_digits(digits), APP_SCALE, axis=1), APP_SCALE, axis=2)
     return np.repeat(big[..., None], 3, axis=-1)
 
 
