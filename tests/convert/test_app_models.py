@@ -111,10 +111,10 @@ def test_mediapipe_image_classifier_reads_the_app_models(small_converted, test_d
         assert np.mean(index == y) >= np.mean(ours == y) - 0.003, fmt
 
 
-# MediaPipe's count may fall this far below deploy's on the same photos. standard: the issue's goal (3),
-# measured 51 against 53. tiny: measured 47 against 52 (goal NOT met: with a stronger stroke growth it
-# reads 50, but MNIST 0.3-0.4 point worse than its int8 file); the floor keeps what is measured.
-SHORTFALL = {"standard": 3, "tiny": 5}
+# MediaPipe's count may fall this far below deploy's on the same photos: the issue's goal. Measured with the
+# paper's shading taken away (convert/mobile.py): standard 53 against 53, tiny 52 against 52 (without it
+# 51 and 47).
+SHORTFALL = 3
 
 
 def real_crops(model: str):
@@ -148,7 +148,7 @@ def test_mediapipe_reads_real_crops_as_deploy_reads_the_photos(model, mediapipe_
         got = mediapipe_classify(mediapipe_python, path, crops, tmp_path)
         right = sum(g[0] == lab and g[1] == str(lab) for g, lab in zip(got, labels))
         print(f"{model} {fmt}: MediaPipe {right}/{n} crops right; deploy {deploy_right}/{n} photos")
-        assert right >= deploy_right - SHORTFALL[model], (fmt, right, deploy_right)
+        assert right >= deploy_right - SHORTFALL, (fmt, right, deploy_right)
 
 
 @pytest.mark.parametrize("model", ["standard", "tiny"])
@@ -260,3 +260,15 @@ def test_task_library_reads_mnist_through_the_shipped_app_models(model, fmt, tes
     print(f"{model} {fmt}: Task Library {np.mean(index == y):.2%} on {len(y)} MNIST test digits, "
           f"LiteRT runner {np.mean(ours == y):.2%}, agreement {np.mean(index == ours):.2%}")
     assert np.mean(index == ours) >= 0.99 and np.mean(index == y) >= np.mean(ours == y) - 0.003
+
+
+@pytest.mark.parametrize("model", ["standard", "tiny"])
+def test_task_library_reads_real_crops_as_deploy_reads_the_photos(model, task_library_python, tmp_path):
+    """The real crops of single/ (as in the MediaPipe test above) through the Task Library."""
+    crops, labels, deploy_right, n = real_crops(model)
+    for fmt in APP_FORMATS:
+        path = SHIPPED / model / load_manifest(SHIPPED / model).artifact(fmt)["file"]
+        got = task_library_classify(task_library_python, path, crops, tmp_path)
+        right = sum(t[0] == lab and t[1] == str(lab) for t, lab in zip(got["top"], labels))
+        print(f"{model} {fmt}: Task Library {right}/{n} crops right; deploy {deploy_right}/{n} photos")
+        assert right >= deploy_right - SHORTFALL, (fmt, right, deploy_right)
