@@ -578,6 +578,18 @@ CASES = [
          lambda t: {"d": photos(t, "filename,label\nhuge.jpg,1\na.jpg,2026\n",
                                 {"huge.jpg": lambda p: jpeg_claiming(p, 60000, 60000)})},
          check=lambda t: json.loads((t / "p.json").read_text())["photos"] == 1),
+    Case("benchmark-photos-resize-not-a-size", ["benchmark", "photos", "{d}", "--resize", "12x"], 2,
+         "argument --resize: '12x': give the width and height in pixels, e.g. 4032x3024",
+         lambda t: {"d": photos(t, "filename,label\na.jpg,2026\n")}),
+    Case("benchmark-photos-resize-over-the-limit", ["benchmark", "photos", "{d}", "--resize", "10000x10000"], 2,
+         "'10000x10000': 100 megapixels, more than the 50 any photo may have",
+         lambda t: {"d": photos(t, "filename,label\na.jpg,2026\n")}),
+    Case("benchmark-photos-resized-to-12-megapixels", ["benchmark", "photos", "{d}", "--resize", "4032x3024", "--json",
+                                                      "{tmp}/p.json"], 0, "",
+         lambda t: {"d": photos(t, "filename,label\na.jpg,2026\n")},
+         # docs/example.jpg's clear 0, 2 and 6 read at 12 MP too (its first 2, thin and broken, is in doubt)
+         check=lambda t: [(f["size"], f["read"][-3:]) for f in json.loads((t / "p.json").read_text())["files"]]
+         == [([4032, 3024], "026")]),
     Case("benchmark-photos-huge-png-is-skipped", ["benchmark", "photos", "{d}", "--model", "tiny"], 0,
          "20000x20000 pixels, more than the 50 megapixels; skipped",
          lambda t: {"d": photos(t, "filename,label\nbig.png,1\na.jpg,2026\n",

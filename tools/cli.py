@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import re
 import shlex
 import sys
 import tempfile
@@ -19,7 +20,8 @@ APPLIES = {
                  "--min-accuracy", "--max-drop", "--compare"},
     "camera": {"--model", "--manifest", "--threads", "--target", "--json", "--frames", "--digits", "--codec", "--verifier"},
     "web": {"--model", "--manifest", "--json"},  # one WebAssembly thread in headless Chromium, for a fixed time
-    "photos": {"--model", "--manifest", "--threads", "--target", "--json", "--markdown", "--plot", "--single", "--verifier"},
+    "photos": {"--model", "--manifest", "--threads", "--target", "--json", "--markdown", "--plot", "--single", "--verifier",
+               "--resize"},
     "train": {"--model", "--data", "--limit", "--epochs", "--until", "--batch-size", "--devices", "--json"},
 }
 
@@ -77,6 +79,9 @@ def register(make, sub) -> None:
     p.add_argument("--verifier", action=argparse.BooleanOptionalAction, default=None,
                    help="camera, photos: segmentation by recognition with the digit verifier (default, as deploy); "
                         "--no-verifier: the geometric rules alone")
+    p.add_argument("--resize", type=_size, metavar="WxH",
+                   help="photos: each photo scaled to WxH after decoding, before it is timed (e.g. 4032x3024: what "
+                        "a 12 MP camera gives)")
     p.add_argument("--frames", type=int, default=300, help="camera: frames in the generated video")
     p.add_argument("--digits", type=int, default=4, help="camera: digits per frame")
     p.add_argument("--codec", default="IYUV", choices=["IYUV", "MJPG"],
@@ -91,6 +96,20 @@ def register(make, sub) -> None:
         if action.option_strings and action.nargs != 0:
             action.__class__ = _Given
     p.set_defaults(run=run_benchmark)
+
+
+def _size(text: str) -> tuple[int, int]:
+    """--resize WxH: two whole numbers of pixels, at most MAX_IMAGE_PIXELS in all (as any photo read)."""
+    from edgedigits.imagesize import MAX_IMAGE_PIXELS
+
+    m = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", text)
+    if not m or min(int(m[1]), int(m[2])) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: give the width and height in pixels, e.g. 4032x3024")
+    w, h = int(m[1]), int(m[2])
+    if w * h > MAX_IMAGE_PIXELS:
+        raise argparse.ArgumentTypeError(f"{text!r}: {w * h / 1e6:.0f} megapixels, more than the "
+                                         f"{MAX_IMAGE_PIXELS / 1e6:.0f} any photo may have")
+    return w, h
 
 
 def _write(path: Path, text: str) -> None:
@@ -173,9 +192,10 @@ def _photos(args, command: str) -> int:
     if not args.folder:
         raise EdgeDigitsError("benchmark photos: give the folder, e.g. `edgedigits benchmark photos photos/`")
     report = P.photo_benchmark(args.folder, args.manifest or shipped_manifest(args.model or "standard"), args.target, args.threads,
-                               args.single, verifier=args.verifier is not False)
+                               args.single, verifier=args.verifier is not False, resize=args.resize)
     report.update(command=command, options={"model": str(args.manifest or args.model or "standard"), "threads": args.threads,
-                                            "target": args.target, "single": args.single, "verifier": args.verifier is not False})
+                                            "target": args.target, "single": args.single, "verifier": args.verifier is not False,
+                                            "resize": list(args.resize) if args.resize else None})
     _save(args, report, P.markdown, P.plot)
     return 0
 
