@@ -14,9 +14,9 @@ the graph starts with what an app cannot be asked to do:
     -> x - opening(x), 11x11 (a white top-hat)    the paper's shading taken away: a shadow or a fold across
                                                   the crop is wider than 11 px (40% of it), a pen stroke is
                                                   not; the opening (min, then max, over 11x11) is the paper
-    -> (x - mean) / (max - mean + 0.05), below 0: 0   the paper (most of the crop: the mean) to 0, the
-                                                  darkest ink to about 1 (a photo's paper is grey and its
-                                                  ink rarely black); 0.05: a blank crop stays dark
+    -> (x - mean) / (max - mean + 0.05), below 0: 0   what is left of the paper (most of the crop: the
+                                                  mean) to 0, the darkest ink to about 1 (a photo's ink is
+                                                  rarely black); 0.05: a blank crop stays dark
     -> the digit model -> (N, 10) probabilities
 
 tflite_app_uint8 is full-integer (int8 inside) with uint8 input (scale 1, zero point 0: the pixel itself)
