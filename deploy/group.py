@@ -16,9 +16,11 @@ joined digits, letters, texture: train/negatives.py):
      (log p) or set aside (log (1 - p) + log SET_ASIDE, a penalty, so that ink is set aside only when
      no grouping reads as a digit: two digits merged into one unreadable group score below the two
      digits apart);
-  5. a piece wider than a digit, or one that reads badly, is cut at the valleys of its column profile
+  5. a group that no grouping reads as a digit is scored again without its hairlines (ink one pixel
+     wide: a dotted grid line that crosses a digit), and kept that way where it reads better;
+  6. a piece wider than a digit, or one that reads badly, is cut at the valleys of its column profile
      and the cuts are chosen the same way (joined digits);
-  6. the runs read as digits, and no other, are kept; reading order follows the lines' own direction.
+  7. the runs read as digits, and no other, are kept; reading order follows the lines' own direction.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from edgedigits.contract import SegmentConfig
 
 SET_ASIDE = 0.5  # the prior cost of calling ink "not a digit" (see 4. above)
 MAX_RUN = 3  # pieces in a run of a large cluster (a 5 is two, a broken 4 or 8 three)
+HAIRLINE = np.ones((2, 2), np.uint8)  # without_hairlines
 MAX_CANDIDATES = 300  # groups normalized and scored in one frame, at most (bounded work on any frame)
 
 
@@ -50,8 +53,9 @@ class _Scorer:
             keep |= lab == i
         return np.where(keep, self.mask[y:y + h, x:x + w], 0).astype(np.uint8)
 
-    def image(self, box, ids, cols=None):
-        """The group's ink normalized: the pieces `ids` inside `box`, within its columns `cols`.
+    def image(self, box, ids, cols=None, opened=False):
+        """The group's ink normalized: the pieces `ids` inside `box`, within its columns `cols`; with
+        `opened`, without its hairlines (ink one pixel wide: a dotted grid line that crosses a digit).
         (tight box, (28, 28) image), or (None, None) where no ink is left."""
         from edgedigits.deploy.preprocess import to_mnist
 
@@ -60,6 +64,8 @@ class _Scorer:
         if cols is not None:
             m[:, :cols[0]] = 0
             m[:, cols[1]:] = 0
+        if opened:
+            m = without_hairlines(m)
         if not cv2.countNonZero(m):
             return None, None
         bx, by, bw, bh = cv2.boundingRect(m)
@@ -76,6 +82,14 @@ class _Scorer:
             return False
         m = self.mask[y:y + h, x:x + w]
         return cv2.countNonZero(m) >= 0.03 * w * h and stroke_width(m) <= self.cfg.max_stroke * h
+
+
+def without_hairlines(m: np.ndarray) -> np.ndarray:
+    """The mask opened by a 2x2 square: what is left of the union of the 2x2 squares of ink, so lines one
+    pixel wide go and the rest stays in place (cv2.morphologyEx would move it a pixel: an even kernel's
+    anchor). 0/255, m's shape."""
+    e = cv2.erode(m, HAIRLINE, anchor=(1, 1), borderType=cv2.BORDER_CONSTANT, borderValue=0)
+    return cv2.dilate(e, HAIRLINE, anchor=(0, 0), borderType=cv2.BORDER_CONSTANT, borderValue=0)
 
 
 def _cost(p: float) -> tuple[float, bool]:
@@ -101,10 +115,12 @@ def _best_partition(n: int, cost) -> list[tuple[int, int]]:
     return runs[::-1]
 
 
-def _valleys(m: np.ndarray, height: int, limit: int = 14) -> list[int]:
+def _valleys(m: np.ndarray, height: int, limit: int = 6) -> list[int]:
     """Columns where joined digits can be cut: the local minima of the ink's column profile (ink
-    pixels per column, summed over 3 columns), the lowest first, at least a tenth of the height apart.
-    Whole numbers throughout, so the web app's port finds the same columns."""
+    pixels per column, summed over 3 columns), the lowest first, at least a tenth of the height apart,
+    at most `limit` of them: two or three joined digits need one or two, and every further cut adds
+    groups to score (14 cuts gave up to 66 in one camera frame, 6 the same reads on every development
+    photo). Whole numbers throughout, so the web app's port finds the same columns."""
     counts = np.count_nonzero(m, axis=0).astype(np.int64)
     w = len(counts)
     if w < 3:
@@ -125,11 +141,12 @@ def _valleys(m: np.ndarray, height: int, limit: int = 14) -> list[int]:
 
 def read(ink: np.ndarray, mask: np.ndarray, comps, cfg: SegmentConfig, verify, candidates: bool = False):
     """[(box, image, line, p)] of the digits, in reading order (boxes at the search size; p the
-    verifier's probability). `comps`: the mask's components() (preprocess._search, the specks already
-    dropped). With `candidates`, every candidate group instead, unscored."""
-    from edgedigits.deploy.preprocess import merge_groups, union_box
+    verifier's probability). `comps`: the mask's components() and the clusters of its pieces
+    (merge_groups), as preprocess._search found them (the specks already dropped). With `candidates`,
+    every candidate group instead, unscored."""
+    from edgedigits.deploy.preprocess import union_box
 
-    labels, comps = comps
+    labels, comps, clusters = comps
     ids = [c[0] for c in comps]
     boxes = [c[1] for c in comps]
     scorer = _Scorer(ink, mask, labels, cfg)
@@ -138,7 +155,7 @@ def read(ink: np.ndarray, mask: np.ndarray, comps, cfg: SegmentConfig, verify, c
     # (a page of text, a field of gravel), the shortest runs first
     spec = []  # (cluster, i, j, box)
     members = []
-    for g in merge_groups(boxes):
+    for g in clusters:
         g = sorted(g, key=lambda k: boxes[k][1] + boxes[k][3] / 2)
         members.append(g)
         longest = len(g) if len(g) <= 4 else MAX_RUN
@@ -176,6 +193,20 @@ def read(ink: np.ndarray, mask: np.ndarray, comps, cfg: SegmentConfig, verify, c
             s = score.get((ci, i, j))
             if s is not None:
                 chosen.append(s)
+
+    # 2b. a group no reading accepts, read again without its hairlines (a dotted grid line crossing it)
+    if not candidates:
+        rejected = [k for k, c in enumerate(chosen) if c[2] < cfg.min_digit]
+        alts = []
+        for k in rejected:
+            box, run = chosen[k][0], chosen[k][3]
+            tight, image = scorer.image(box, run, opened=True)
+            if image is not None and scorer.plausible(tight):
+                alts.append((k, tight, image))
+        if alts:
+            for (k, tight, image), pa in zip(alts, _verify(verify, [a[2] for a in alts])):
+                if pa > chosen[k][2]:
+                    chosen[k] = (tight, image, float(pa), chosen[k][3])
 
     # 3. joined digits: a wide group, or one that reads badly, cut at its column valleys
     wide = [k for k, (box, _, pk, _) in enumerate(chosen)
@@ -262,22 +293,30 @@ def lines(boxes: list[tuple[int, int, int, int]]) -> list[tuple[int, int]]:
     (within 0.6 of a digit's height), lines read top to bottom, each from its start."""
     if not boxes:
         return []
-    c = np.array([[x + w / 2, y + h / 2] for x, y, w, h in boxes], np.float64)
-    hs = np.array([b[3] for b in boxes], np.float64)
-    height = float(np.median(hs))
-    dx, dy = c[None, :, 0] - c[:, None, 0], c[None, :, 1] - c[:, None, 1]  # [i, j]: from i to j
-    dist = np.where((dx > 0) & (np.abs(dy) <= np.tan(np.radians(60)) * dx), np.hypot(dx, dy), np.inf)
-    j = np.argmin(dist, axis=1)  # each digit's nearest neighbour ahead of it
-    near = dist[np.arange(len(c)), j] < 3 * np.maximum(hs, height)
-    angles = np.arctan2(dy[np.arange(len(c)), j], dx[np.arange(len(c)), j])[near]
-    theta = float(np.median(angles)) if len(angles) else 0.0
+    from edgedigits.deploy.preprocess import _median
+
+    # plain Python: a frame holds a few digits, where numpy's per-call cost was a third of a millisecond
+    c = [(x + w / 2, y + h / 2) for x, y, w, h in boxes]
+    hs = [b[3] for b in boxes]
+    height = _median(hs)
+    reach = math.tan(math.radians(60))
+    angles = []
+    for i, (xi, yi) in enumerate(c):  # each digit's nearest neighbour ahead of it
+        best, near = math.inf, None
+        for xj, yj in c:
+            dx, dy = xj - xi, yj - yi
+            if dx > 0 and abs(dy) <= reach * dx and math.hypot(dx, dy) < best:
+                best, near = math.hypot(dx, dy), (dx, dy)
+        if near is not None and best < 3 * max(hs[i], height):
+            angles.append(math.atan2(near[1], near[0]))
+    theta = _median(angles) if angles else 0.0
     if abs(theta) < math.radians(8):
         theta = 0.0
     cos, sin = math.cos(theta), math.sin(theta)
-    along = c[:, 0] * cos + c[:, 1] * sin
-    across = -c[:, 0] * sin + c[:, 1] * cos
+    along = [x * cos + y * sin for x, y in c]
+    across = [-x * sin + y * cos for x, y in c]
     groups: list[list[int]] = []
-    for i in np.argsort(along, kind="stable"):
+    for i in sorted(range(len(c)), key=along.__getitem__):
         best, best_d = None, 0.6
         for g in groups:
             j = g[-1]
@@ -285,8 +324,8 @@ def lines(boxes: list[tuple[int, int, int, int]]) -> list[tuple[int, int]]:
             if dist < best_d:
                 best, best_d = g, dist
         if best is None:
-            groups.append([int(i)])
+            groups.append([i])
         else:
-            best.append(int(i))
-    groups.sort(key=lambda g: float(np.median(across[g])))
+            best.append(i)
+    groups.sort(key=lambda g: _median([across[i] for i in g]))
     return [(i, n) for n, g in enumerate(groups) for i in g]

@@ -26,9 +26,29 @@ function plausible(mask, box, cfg) {
   return count(m) >= 0.03 * w * h && strokeWidth(m) <= cfg.maxStroke * h;
 }
 
-function image(ink, mask, labels, box, ids, cfg, cols = null) {
-  const [x, y] = box, m = groupMask(mask, labels, box, ids);
+// deploy/group.py without_hairlines: the mask opened by a 2x2 square, so lines one pixel wide go
+export function withoutHairlines(m) {
+  const { w, h } = m, e = new Uint8Array(w * h), out = img(w, h);
+  for (let r = 1; r < h; r++) {
+    for (let c = 1; c < w; c++) {
+      const i = r * w + c;
+      e[i] = m.data[i] && m.data[i - 1] && m.data[i - w] && m.data[i - w - 1] ? 1 : 0;
+    }
+  }
+  for (let r = 0; r < h; r++) {
+    for (let c = 0; c < w; c++) {
+      const i = r * w + c, right = c + 1 < w, down = r + 1 < h;
+      if (e[i] || (right && e[i + 1]) || (down && e[i + w]) || (right && down && e[i + w + 1])) out.data[i] = 255;
+    }
+  }
+  return out;
+}
+
+function image(ink, mask, labels, box, ids, cfg, cols = null, opened = false) {
+  const [x, y] = box;
+  let m = groupMask(mask, labels, box, ids);
   if (cols) for (let r = 0; r < m.h; r++) for (let c = 0; c < m.w; c++) if (c < cols[0] || c >= cols[1]) m.data[r * m.w + c] = 0;
+  if (opened) m = withoutHairlines(m);
   const r0 = boundingRect(m);
   if (!r0) return null;
   const [bx, by, bw, bh] = r0, tight = [x + bx, y + by, bw, bh];
@@ -54,7 +74,7 @@ function bestPartition(n, costOf) {
   return runs.reverse();
 }
 
-export function valleys(m, height, limit = 14) {
+export function valleys(m, height, limit = 6) {
   const w = m.w, counts = new Int32Array(w);
   for (let r = 0; r < m.h; r++) for (let c = 0; c < w; c++) if (m.data[r * w + c]) counts[c]++;
   if (w < 3) return [];
@@ -131,6 +151,17 @@ export async function read(ink, mask, cfg, verify) {
       if (s) chosen.push(s);
     }
   });
+  // a group no reading accepts, read again without its hairlines (a dotted grid line crossing it)
+  const alts = [];
+  chosen.forEach((c, k) => {
+    if (c.p >= cfg.minDigit) return;
+    const got = image(ink, mask, labels, c.box, c.run, cfg, null, true);
+    if (got && plausible(mask, got.box, cfg)) alts.push({ k, ...got });
+  });
+  if (alts.length) {
+    const pa = await scoreAll(verify, alts);
+    alts.forEach((a, i) => { if (pa[i] > chosen[a.k].p) chosen[a.k] = { ...chosen[a.k], box: a.box, image: a.image, p: pa[i] }; });
+  }
   // joined digits: a wide group, or one that reads badly, cut at its column valleys
   const splits = new Map(), segs = [];
   let budget = MAX_CANDIDATES - spec.length;

@@ -28,7 +28,7 @@ from tests.conftest import PHOTOS, ROOT, photo_labels
 
 NODE = shutil.which("node")
 SCRIPT = ROOT / "tests" / "deploy" / "web_parity.mjs"
-CHECKS_PER_CASE = 18  # the checks web_parity.mjs makes on every case, besides one per digit
+CHECKS_PER_CASE = 19  # the checks web_parity.mjs makes on every case, besides one per digit
 pytestmark = pytest.mark.skipif(NODE is None, reason="node is not on PATH: the JavaScript parity checks run in Node")
 
 
@@ -68,13 +68,15 @@ def write_case(folder: Path, name: str, frame: np.ndarray, cfg: SegmentConfig = 
     pieces = P.pieces(cut, cfg)  # erases the strips beyond the paper from `cut`
     put("mask_pieces", cut)
     boxes = P.find_boxes(mask.copy(), cfg)
-    mnist, strokes, valleys = [], [], []
+    mnist, strokes, valleys, hairless = [], [], [], []
     for x, y, bw, bh in boxes:
         m = cut[y:y + bh, x:x + bw]
         mnist.append(P.to_mnist(ink[y:y + bh, x:x + bw], m, cfg))
         strokes.append(P.stroke_width(m))
         valleys.append(group._valleys(m, bh))
+        hairless.append(group.without_hairlines(m).reshape(-1))
     put("mnist", np.array(mnist, np.uint8).reshape(-1))
+    put("hairless", np.concatenate(hairless or [np.zeros(0, np.uint8)]))
     whole = P.segment(frame, cfg)
     put("segment", np.array([dg.image for dg in whole], np.uint8).reshape(-1))
     verified = P.segment(frame, cfg, verify=fake_verify)

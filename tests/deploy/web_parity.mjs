@@ -83,15 +83,17 @@ for (const c of cases) {
   equal(c, 'readingOrder', P.readingOrder(c.boxes).map((o) => [o.box, o.line]), c.reading);
   const mask = image(c, 'mask_pieces', sw, sh);  // as the search leaves it, and the digits are cut from it
   equal(c, 'inkExtent', P.inkExtent(mask, c.k_raw), c.extent);
-  const mnist = u8(c, 'mnist'), strokes = [], valleys = [];
+  const mnist = u8(c, 'mnist'), strokes = [], valleys = [], hairless = [];
   c.boxes.forEach(([x, y, bw, bh], i) => {
     const m = P.crop(mask, x, y, bw, bh);
     strokes.push(P.strokeWidth(m));
     valleys.push(G.valleys(m, bh));
+    hairless.push(...G.withoutHairlines(m).data);
     nearPixels(c, `toMnist (box ${i})`, P.toMnist(P.crop(ink, x, y, bw, bh), m, cfg), mnist.subarray(784 * i, 784 * (i + 1)));
   });
   close(c, 'strokeWidth', strokes, c.strokes, 1e-9);
   equal(c, 'valleys', valleys, c.valleys);
+  exactPixels(c, 'withoutHairlines', Uint8Array.from(hairless), u8(c, 'hairless'));
   equal(c, 'lines', G.lines(c.boxes), c.lines);
 
   const whole = P.segment(rgba, w, h, cfg);

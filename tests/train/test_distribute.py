@@ -14,13 +14,13 @@ import time
 import numpy as np
 import pytest
 
-from tests.conftest import run_cli
+from tests.conftest import QUICK_XLA, run_cli
 
 pytest.importorskip("jax")
 
 # tiny on 1,000 digits, 2 epochs; per device 32 digits, so the global batch is 64 on two devices
 RUN = ["train", "--backend", "jax", "--model", "tiny", "--data", "sample", "--limit", "1000", "--epochs", "2"]
-TWO_HOST_DEVICES = {"XLA_FLAGS": "--xla_force_host_platform_device_count=2", "KERAS_BACKEND": "jax"}
+TWO_HOST_DEVICES = {"XLA_FLAGS": f"--xla_force_host_platform_device_count=2 {QUICK_XLA}", "KERAS_BACKEND": "jax"}
 
 
 def _history(run_dir):
@@ -99,7 +99,7 @@ def test_two_processes_shard_the_data_resume_and_match_one(one_device, tmp_path)
     """Two processes of one device each (global batch 64): each trains on its half; process 0 alone
     writes the run folder. Killed after the first epoch and resumed, the other process reading no file."""
     run_dir, elsewhere = tmp_path / "run", tmp_path / "process1-has-no-folder"
-    env = {**os.environ, "KERAS_BACKEND": "jax", "TF_CPP_MIN_LOG_LEVEL": "3", "XLA_FLAGS": ""}
+    env = {**os.environ, "KERAS_BACKEND": "jax", "TF_CPP_MIN_LOG_LEVEL": "3", "XLA_FLAGS": QUICK_XLA}
 
     def start(i, port, *extra):
         args = ["--coordinator", f"127.0.0.1:{port}", "--num-processes", "2", "--process-id", str(i)]
@@ -167,7 +167,7 @@ def test_time_to_accuracy_is_read_off_the_history():
 
 
 def _start(i: int, n: int, port: int, out, *extra):
-    env = {**os.environ, "KERAS_BACKEND": "jax", "TF_CPP_MIN_LOG_LEVEL": "3", "XLA_FLAGS": ""}
+    env = {**os.environ, "KERAS_BACKEND": "jax", "TF_CPP_MIN_LOG_LEVEL": "3", "XLA_FLAGS": QUICK_XLA}
     args = ["--coordinator", f"127.0.0.1:{port}", "--num-processes", str(n), "--process-id", str(i)]
     return subprocess.Popen([sys.executable, "-m", "edgedigits", *RUN, *args, "--out", str(out), *extra], env=env,
                             text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)

@@ -9,7 +9,7 @@ import time
 import numpy as np
 import pytest
 
-from tests.conftest import run_cli
+from tests.conftest import QUICK_XLA, run_cli
 
 RUN_FILES = ["model.keras", "config.json", "history.csv", "curves.png", "confusion.png", "metrics.json",
              "model_card.md"]
@@ -103,7 +103,8 @@ def test_train_on_jax_then_load_under_tensorflow(tmp_path, sample):
     predicts under TensorFlow, which the converters use."""
     pytest.importorskip("jax")
     code, out, err = run_cli("train", "--backend", "jax", "--model", "tiny", "--data", "sample", "--limit", "1500",
-                             "--epochs", "2", "--batch-size", "32", "--lr", "0.005", "--out", str(tmp_path / "r"))
+                             "--epochs", "2", "--batch-size", "32", "--lr", "0.005", "--out", str(tmp_path / "r"),
+                             env={"XLA_FLAGS": QUICK_XLA})
     assert code == 0, err
     assert "jax backend" in out
     config = json.loads((tmp_path / "r" / "config.json").read_text())
