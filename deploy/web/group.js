@@ -6,7 +6,7 @@ import {
   CONFIG, boundingRect, components, count, crop, dropSpecks, img, mergeGroups, pieceComponents, scan, segment, strokeWidth, toMnist, unionBox,
 } from './preprocess.js';
 
-const SET_ASIDE = 0.5, MAX_RUN = 3, MAX_CANDIDATES = 300;  // deploy/group.py
+const SET_ASIDE = 0.5, MAX_RUN = 3, MAX_CANDIDATES = 300, PART = Math.log(0.8);  // deploy/group.py
 
 function groupMask(mask, labels, box, ids) {
   const [x, y, w, h] = box, out = img(w, h), set = new Set(ids);
@@ -59,6 +59,13 @@ function cost(p) {
   p = Math.min(Math.max(p, 1e-6), 1 - 1e-6);
   const digit = Math.log(p), aside = Math.log(1 - p) + Math.log(SET_ASIDE);
   return digit >= aside ? digit : aside;
+}
+
+// deploy/group.py _part_cost: one part of a cut piece; a part read as a digit pays PART
+function partCost(p) {
+  p = Math.min(Math.max(p, 1e-6), 1 - 1e-6);
+  const digit = Math.log(p), aside = Math.log(1 - p) + Math.log(SET_ASIDE);
+  return digit >= aside ? digit + PART : aside;
 }
 
 function bestPartition(n, costOf) {
@@ -190,11 +197,11 @@ export async function read(ink, mask, cfg, verify) {
     const seg = new Map(segs.map((c, k) => [c.key, { ...c, p: ps[k] }]));
     const replaced = new Set(), added = [];
     for (const [k, cuts] of splits) {
-      const whole = cost(chosen[k].p);
+      const whole = cost(chosen[k].p) + PART;  // read or set aside, the piece kept whole is one part
       const costOf = (a, b) => {
         const s = seg.get(`${k},${a},${b}`);
         if (!s) return a === 0 && b === cuts.length - 1 ? whole : null;
-        return cost(s.p);
+        return partCost(s.p);
       };
       const runs = bestPartition(cuts.length - 1, costOf);
       if (runs.length > 1) {
