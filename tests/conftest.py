@@ -42,6 +42,17 @@ def run_cli(*args: str, env: dict | None = None, timeout: int = 600, cwd: Path |
     return proc.returncode, proc.stdout, proc.stderr
 
 
+def run_clis(*commands: list[str], timeout: int = 600) -> list[tuple[int, str, str]]:
+    """Several `edgedigits` commands at once, each in its own subprocess: [(exit code, stdout, stderr)]."""
+    procs = [subprocess.Popen([sys.executable, "-m", "edgedigits", *args], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, env=dict(os.environ)) for args in commands]
+    results = []
+    for p in procs:
+        out, err = p.communicate(timeout=timeout)
+        results.append((p.returncode, out, err))
+    return results
+
+
 @pytest.fixture(scope="session")
 def mnist_dir() -> Path:
     """The four canonical MNIST files (CI and developers have ../shared; a user's clone may not)."""
