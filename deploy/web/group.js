@@ -55,17 +55,19 @@ function image(ink, mask, labels, box, ids, cfg, cols = null, opened = false) {
   return { box: tight, image: toMnist(crop(ink, ...tight), crop(m, bx, by, bw, bh), cfg) };
 }
 
-function cost(p) {
+// deploy/group.py _cost: [log-likelihood, read as a digit] of a group the verifier gives p
+function costRead(p) {
   p = Math.min(Math.max(p, 1e-6), 1 - 1e-6);
   const digit = Math.log(p), aside = Math.log(1 - p) + Math.log(SET_ASIDE);
-  return digit >= aside ? digit : aside;
+  return digit >= aside ? [digit, true] : [aside, false];
 }
+
+const cost = (p) => costRead(p)[0];
 
 // deploy/group.py _part_cost: one part of a cut piece; a part read as a digit pays PART
 function partCost(p) {
-  p = Math.min(Math.max(p, 1e-6), 1 - 1e-6);
-  const digit = Math.log(p), aside = Math.log(1 - p) + Math.log(SET_ASIDE);
-  return digit >= aside ? digit + PART : aside;
+  const [c, digit] = costRead(p);
+  return digit ? c + PART : c;
 }
 
 function bestPartition(n, costOf) {
