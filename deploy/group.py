@@ -23,7 +23,10 @@ joined digits, letters, texture: train/negatives.py):
      prior cost (PART), as the piece kept whole does: the verifier reads many halves of a digit as
      digits too (a wide 4 came out as 2 and 1 without it). log 0.8 leaves four joined digits, which pay
      it three times more than the piece whole, still ahead of setting the piece aside (log SET_ASIDE);
-  7. the runs read as digits, and no other, are kept; reading order follows the lines' own direction.
+  7. the runs read as digits, and no other, are kept, except letters of a word: glyphs as close as the
+     digits of a number, where those that look like letters (set aside, or doubted) are as many as the
+     clear digits (in_no_word: the o, l, S and Z of handwriting read as digits on their own);
+  8. reading order follows the lines' own direction.
 """
 
 from __future__ import annotations
@@ -265,13 +268,65 @@ def read(ink: np.ndarray, mask: np.ndarray, comps, cfg: SegmentConfig, verify, c
                 chosen += [seg[(k, a, b)] for a, b in runs if (k, a, b) in seg]
         chosen = [c for c in chosen if c is not None]
 
-    # 4. the groups read as digits
+    # 4. the groups read as digits, and none in a word (a letter beside them)
     kept = [(box, image, pk) for box, image, pk, _ in chosen if pk >= cfg.min_digit]
+    kept = in_no_word(kept, [c[0] for c in chosen if c[2] < cfg.min_digit and scorer.plausible(c[0])],
+                      cfg.sure_digit)
     if kept:
         tallest = max(k[0][3] for k in kept)
         kept = [k for k in kept if k[0][3] >= cfg.relative_height * tallest]
     order = lines([k[0] for k in kept])
     return [(kept[i][0], kept[i][1], line, kept[i][2]) for i, line in order]
+
+
+WORD_GAP = 0.4  # glyphs closer than this fraction of the taller one's height are one word (or one number)
+LETTER_SIZE = (0.35, 3.0)  # a glyph set aside, this many times a word's digits' height, is a letter
+CLEAR = 0.8  # the verifier's probability above which a digit of a word is clearly one
+
+
+def in_no_word(digits: list, others: list[tuple[int, int, int, int]], sure: float = 0.5) -> list:
+    """The digits (box, ..., p) that are not letters of a word. Glyphs in a line as close to each
+    other as the digits of a number are make a word. Each glyph of a word that looks like a letter (one
+    the verifier set aside, of comparable height, or a digit it doubts: p < `sure`) counts against the
+    word being a number, each clear digit (p >= CLEAR) for it; a word is letters where one glyph was set
+    aside, or two are doubted, and they are at least as many as the clear digits. The l and the o of
+    "lol", the S, Z and b of handwriting read as 5, 2 and 6 on their own: no recognizer of one glyph
+    tells them apart, their neighbours do. A number with one digit the verifier rejects (a digit badly
+    written) stays a number where its other digits are clear. `others`: the boxes of the glyphs set
+    aside."""
+    if not digits:
+        return digits
+    from edgedigits.deploy.preprocess import _median
+
+    boxes = [d[0] for d in digits] + list(others)
+    n = len(digits)
+    words: list[list[int]] = []
+    prev, prev_line = None, None
+    for i, line in lines(boxes):
+        if prev is None or line != prev_line or _gap(boxes[prev], boxes[i]) > WORD_GAP * max(
+                boxes[prev][3], boxes[i][3]):
+            words.append([])
+        words[-1].append(i)
+        prev, prev_line = i, line
+    out = []
+    for word in words:
+        ds = [i for i in word if i < n]
+        if not ds:
+            continue
+        h = _median([boxes[i][3] for i in ds])
+        aside = sum(1 for i in word if i >= n and LETTER_SIZE[0] * h <= boxes[i][3] <= LETTER_SIZE[1] * h)
+        doubted = sum(1 for i in ds if digits[i][-1] < sure)
+        clear = sum(1 for i in ds if digits[i][-1] >= CLEAR)
+        if not ((aside or doubted >= 2) and aside + doubted >= clear):
+            out += [digits[i] for i in ds]
+    return out
+
+
+def _gap(a, b) -> int:
+    """The distance between two boxes' edges (0 where they overlap)."""
+    dx = max(b[0] - (a[0] + a[2]), a[0] - (b[0] + b[2]), 0)
+    dy = max(b[1] - (a[1] + a[3]), a[1] - (b[1] + b[3]), 0)
+    return max(dx, dy)
 
 
 def _rule_lines(cluster: list[int], boxes) -> set[int]:

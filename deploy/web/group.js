@@ -7,6 +7,7 @@ import {
 } from './preprocess.js';
 
 const SET_ASIDE = 0.5, MAX_RUN = 3, MAX_CANDIDATES = 300, PART = Math.log(0.8);  // deploy/group.py
+const WORD_GAP = 0.4, LETTER_SIZE = [0.35, 3.0], CLEAR = 0.8;
 
 function groupMask(mask, labels, box, ids) {
   const [x, y, w, h] = box, out = img(w, h), set = new Set(ids);
@@ -214,11 +215,39 @@ export async function read(ink, mask, cfg, verify) {
     chosen = chosen.filter((_, k) => !replaced.has(k)).concat(added);
   }
   let kept = chosen.filter((c) => c.p >= cfg.minDigit);
+  kept = inNoWord(kept, chosen.filter((c) => c.p < cfg.minDigit && plausible(mask, c.box, cfg)).map((c) => c.box), cfg.sureDigit);
   if (kept.length) {
     const tallest = Math.max(...kept.map((c) => c.box[3]));
     kept = kept.filter((c) => c.box[3] >= cfg.relativeHeight * tallest);
   }
   return lines(kept.map((c) => c.box)).map(([i, line]) => ({ box: kept[i].box, image: kept[i].image, line, p: kept[i].p }));
+}
+
+// deploy/group.py in_no_word: the digits ({box, p}) that are not letters of a word
+export function inNoWord(digits, others, sure = 0.5) {
+  if (!digits.length) return digits;
+  const boxes = [...digits.map((d) => d.box), ...others], n = digits.length, words = [];
+  let prev = null, prevLine = null;
+  for (const [i, line] of lines(boxes)) {
+    if (prev === null || line !== prevLine || gap(boxes[prev], boxes[i]) > WORD_GAP * Math.max(boxes[prev][3], boxes[i][3])) words.push([]);
+    words[words.length - 1].push(i);
+    prev = i; prevLine = line;
+  }
+  const out = [];
+  for (const word of words) {
+    const ds = word.filter((i) => i < n);
+    if (!ds.length) continue;
+    const h = median(ds.map((i) => boxes[i][3]));
+    const aside = word.filter((i) => i >= n && LETTER_SIZE[0] * h <= boxes[i][3] && boxes[i][3] <= LETTER_SIZE[1] * h).length;
+    const doubted = ds.filter((i) => digits[i].p < sure).length, clear = ds.filter((i) => digits[i].p >= CLEAR).length;
+    if (!((aside || doubted >= 2) && aside + doubted >= clear)) out.push(...ds.map((i) => digits[i]));
+  }
+  return out;
+}
+
+// deploy/group.py _gap: the distance between two boxes' edges (0 where they overlap)
+function gap(a, b) {
+  return Math.max(b[0] - (a[0] + a[2]), a[0] - (b[0] + b[2]), b[1] - (a[1] + a[3]), a[1] - (b[1] + b[3]), 0);
 }
 
 const median = (v) => { const s = [...v].sort((a, b) => a - b), m = s.length >> 1; return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2; };

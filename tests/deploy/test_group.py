@@ -8,7 +8,8 @@ import cv2
 import numpy as np
 import pytest
 
-from edgedigits.deploy.group import lines, without_hairlines
+from edgedigits.deploy import group
+from edgedigits.deploy.group import in_no_word, lines, without_hairlines
 from edgedigits.deploy.preprocess import segment
 from edgedigits.deploy.runners import Verifier, from_manifest
 from tests.conftest import PHOTOS, photo_labels, run_cli
@@ -31,10 +32,10 @@ def test_nothing_is_read_where_there_is_no_digit(tmp_path):
     r = _benchmark("nodigits", tmp_path)
     read = {f["file"]: f["read"] for f in r["files"] if f["read"]}
     assert r["no_digit_photos"] == 23 and r["digits"] == 0
-    # measured 3 of 23 (phantom.png, an ellipse read as 0; rocket.jpg, a thin bar read as 1; ihc.png, a
-    # stain read as 1); the goal is 0
-    assert r["no_digit_photos_with_output"] <= 3, read
-    assert r["invented_per_100"] <= 100 * 3 / 23
+    # measured 2 of 23 (phantom.png, an ellipse read as 0; rocket.jpg, a tower's mast read as 1); the goal
+    # is 0. ihc.png's stain read as 1 went with the word rule (a glyph set aside beside it)
+    assert r["no_digit_photos_with_output"] <= 2, read
+    assert r["invented_per_100"] <= 100 * 2 / 23
 
 
 def test_pages_of_numbers_are_read_line_by_line(tmp_path):
@@ -57,6 +58,90 @@ def test_hairlines_go_and_strokes_stay_in_place():
     line[:, 5] = 255  # a grid line crossing the box
     line[10, :] = 255  # and one across the stroke
     assert np.array_equal(without_hairlines(m | line), m)  # the lines gone, even beside the stroke
+
+
+def test_a_digit_among_letters_is_a_letter():
+    """The word rule on boxes of 40 px glyphs: `o`, `l`, `S` read as digits beside a letter the verifier set
+    aside are letters; a number keeps its digits, even with one digit set aside, or one doubted."""
+    def box(i, top=0, h=40):
+        return (40 * i if i < 6 else 40 * i + 100, top, 30, h)  # 10 px apart; a word space after the sixth
+
+    # "lo" read as digits, "ve" set aside, a number 1 2 3 after a space: the word goes, the number stays
+    digits = [(box(0), 0.9), (box(1), 0.99), (box(7), 0.99), (box(8), 0.99), (box(9), 0.95)]
+    kept = in_no_word(digits, [box(2), box(3)])
+    assert [d[0] for d in kept] == [box(7), box(8), box(9)]
+    # "lol" with only an "a" set aside reads as a number with a digit rejected: letters must be as many
+    # as the clear digits (or doubted)
+    lol = [(box(0), 0.9), (box(1), 0.99), (box(2), 0.9)]
+    assert in_no_word(lol, [box(3)]) == lol
+    assert in_no_word([(box(0), 0.6), (box(1), 0.99), (box(2), 0.45)], [box(3)]) == []
+    # a number with one digit the verifier set aside, its other three clear: still a number
+    number = [(box(0), 0.99), (box(1), 0.98), (box(3), 0.97)]
+    assert in_no_word(number, [box(2)]) == number
+    # ... but two glyphs set aside beside two clear digits: a word
+    assert in_no_word(number[:2], [box(2), box(3)]) == []
+    # two doubted digits (p < 0.5) make a word of the glyphs beside them, one does not
+    assert in_no_word([(box(0), 0.3), (box(1), 0.4), (box(2), 0.9)], []) == []
+    assert len(in_no_word([(box(0), 0.3), (box(1), 0.95), (box(2), 0.9)], [])) == 3
+    # what is set aside counts only at a letter's height (not a speck, not a shadow's edge)
+    pair = [(box(0), 0.6), (box(1), 0.9)]
+    assert in_no_word(pair, [box(2)]) == []
+    assert in_no_word(pair, [(80, 30, 10, 8)]) == pair
+    # a letter in the line above is in another word
+    assert in_no_word(pair, [(80, -60, 30, 40)]) == pair
+    assert in_no_word([], [box(1)]) == []
+
+
+ENGLISH = ("the quick brown fox jumps over the lazy dog she sells sea shells by the shore a page of handwritten "
+           "words is not a number lovely global soil oil blossom zebra quiz being bold is good said Lola go to "
+           "Oslo it is all big logic Ollie dear diary today I bought bread eggs oil and a lamp best wishes Bob").split()
+
+
+def _handwritten_page(rng, fonts) -> np.ndarray:
+    """A 640x480 camera frame of a page of English in a handwriting font: words full of l, o, S, Z, b, g."""
+    from edgedigits.tools.scenes import _paper
+    from edgedigits.train.negatives import _camera, text_alpha
+
+    img = _paper(rng, 640, 480, rng.uniform() < 0.4)
+    ink = np.array([rng.uniform(60, 140), rng.uniform(10, 60), rng.uniform(0, 50)])
+    height, font = int(rng.integers(16, 60)), fonts[rng.integers(len(fonts))]
+    y = int(rng.integers(4, 120))
+    while y < 480 - 2 * height:
+        a = text_alpha(" ".join(rng.choice(ENGLISH, int(rng.integers(2, 6)))), font, height)
+        if a is not None:
+            a = a[:, :620]
+            x = int(rng.integers(4, max(5, 640 - a.shape[1] - 4)))
+            region = img[y:y + a.shape[0], x:x + a.shape[1]]
+            a = a[:region.shape[0], :region.shape[1], None]
+            region[:] = region * (1 - a) + ink * a
+        y += int(height * rng.uniform(1.6, 2.6))
+    return _camera(rng, img)
+
+
+def test_handwritten_words_are_not_read_as_digits(monkeypatch):
+    """Generated pages of handwritten English (the handwriting fonts; words chosen full of letters shaped
+    like digits): the word rule at least halves the digits read there. Generated, so a check of the rule
+    on text, not a measure of real handwriting."""
+    from edgedigits.deploy.camera import recognize
+    from edgedigits.tools.scenes import handwriting_fonts
+
+    fonts = handwriting_fonts()
+    if len(fonts) < 6:
+        pytest.skip("the handwriting fonts are not installed (`make system-deps`)")
+    runner = from_manifest(_shipped())
+    frames = [_handwritten_page(np.random.default_rng(seed), fonts) for seed in range(30)]
+
+    def invented():
+        found = [len(recognize(f, runner).digits) for f in frames]
+        return sum(1 for n in found if n), sum(found)
+
+    pages, digits = invented()
+    monkeypatch.setattr(group, "in_no_word", lambda digits, others, sure=0.5: digits)
+    pages_before, digits_before = invented()
+    print(f"handwritten pages with output {pages}/30 ({digits} digits); without the word rule "
+          f"{pages_before}/30 ({digits_before})")
+    assert 2 * digits <= digits_before and pages < pages_before
+    assert pages <= 10  # measured 6/30 (20/30 without the rule)
 
 
 def test_mixed_folder_scores_digits_and_no_digit_photos(tmp_path):

@@ -28,7 +28,7 @@ from tests.conftest import PHOTOS, ROOT, photo_labels
 
 NODE = shutil.which("node")
 SCRIPT = ROOT / "tests" / "deploy" / "web_parity.mjs"
-CHECKS_PER_CASE = 19  # the checks web_parity.mjs makes on every case, besides one per digit
+CHECKS_PER_CASE = 20  # the checks web_parity.mjs makes on every case, besides one per digit
 pytestmark = pytest.mark.skipif(NODE is None, reason="node is not on PATH: the JavaScript parity checks run in Node")
 
 
@@ -81,12 +81,17 @@ def write_case(folder: Path, name: str, frame: np.ndarray, cfg: SegmentConfig = 
     put("segment", np.array([dg.image for dg in whole], np.uint8).reshape(-1))
     verified = P.segment(frame, cfg, verify=fake_verify)
     put("verified", np.array([dg.image for dg in verified], np.uint8).reshape(-1))
+    # the word rule on the boxes: every third set aside, the others read with probabilities of every kind
+    word_digits = [(b, ((7 * i) % 10) / 10 + 0.05) for i, b in enumerate(boxes) if i % 3 != 2]
+    word_others = [b for i, b in enumerate(boxes) if i % 3 == 2]
     return {
         "name": name, "opencv_major": int(cv2.__version__.split(".")[0]), "w": w, "h": h, "f": f, "sw": small.shape[1], "sh": small.shape[0], "k": k, "k_raw": k_raw,
         "config": _camel(asdict(cfg)), "threshold": float(t), "pieces": pieces, "merges": P.merge_groups(pieces),
         "boxes": [list(b) for b in boxes], "reading": [[list(b), line] for b, line in P.reading_order(boxes)],
         "extent": P.ink_extent(cut, k_raw), "strokes": strokes, "valleys": valleys,
         "lines": [list(p) for p in group.lines(boxes)],
+        "words": {"digits": [[list(b), p] for b, p in word_digits], "others": [list(b) for b in word_others],
+                  "kept": [list(b) for b, _ in group.in_no_word(word_digits, word_others)]},
         "segment": [{"box": list(dg.box), "line": dg.line} for dg in whole],
         "verified": [{"box": list(dg.box), "line": dg.line, "p": dg.p_digit} for dg in verified],
     }
@@ -150,6 +155,7 @@ def test_javascript_functions_match_python_on_drawn_inputs(sample, tmp_path):
     assert sum(len(c["boxes"]) for c in cases) >= 15 and any(c["merges"] != [[i] for i in range(len(c["pieces"]))]
                                                            for c in cases)  # digits found, pieces merged
     assert any(c["reading"] and max(line for _, line in c["reading"]) >= 1 for c in cases)  # two lines read
+    assert any(len(c["words"]["kept"]) < len(c["words"]["digits"]) for c in cases)  # the word rule dropped some
     assert not cases[-1]["boxes"] and cases[-1]["name"] == "blank"
     ruled = next(c for c in cases if c["name"] == "ruled")
     hyst, mask = (np.fromfile(tmp_path / "ruled" / f"{k}.u8", np.uint8) for k in ("hysteresis", "mask"))

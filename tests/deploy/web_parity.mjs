@@ -95,6 +95,7 @@ for (const c of cases) {
   equal(c, 'valleys', valleys, c.valleys);
   exactPixels(c, 'withoutHairlines', Uint8Array.from(hairless), u8(c, 'hairless'));
   equal(c, 'lines', G.lines(c.boxes), c.lines);
+  equal(c, 'inNoWord', G.inNoWord(c.words.digits.map(([box, p]) => ({ box, p })), c.words.others).map((d) => d.box), c.words.kept);
 
   const whole = P.segment(rgba, w, h, cfg);
   equal(c, 'segment: boxes and lines', whole.map((d) => [d.box, d.line]), c.segment.map((d) => [d.box, d.line]));
