@@ -91,12 +91,22 @@ def recognize(frame: np.ndarray, runner, confidence: float = CONFIDENCE, seg: Se
         timings["inference"].append(t2 - t1)
     best = probs.argmax(1) if len(probs) else np.zeros(0, int)
     conf = [float(probs[i, c]) for i, c in enumerate(best)]
-    # a piece the verifier doubts and the classifier cannot read is not a digit: no "?" for it
-    keep = [i for i, (d, p) in enumerate(zip(digits, conf)) if p >= confidence or d.p_digit >= seg.sure_digit]
+    # a piece the verifier doubts and the classifier cannot read is not a digit: no "?" for it; the less
+    # the verifier believes in it, the surer the classifier must be
+    keep = [i for i, (d, p) in enumerate(zip(digits, conf)) if readable(d.p_digit, p, confidence, seg)]
     if len(keep) < len(digits):
         digits, probs, best, conf = [digits[i] for i in keep], probs[keep], best[keep], [conf[i] for i in keep]
     labels = [int(c) if p >= confidence else "?" for c, p in zip(best, conf)]
     return Recognition(digits, probs, labels, conf)
+
+
+def readable(p_digit: float, conf: float, confidence: float, seg: SegmentConfig) -> bool:
+    """Whether a digit is shown: one the verifier is sure of (p >= sure_digit) always, as "?" where the
+    classifier cannot read it; one it doubts where the classifier reads it confidently; one it barely
+    accepts (p < faint_digit) only where the classifier is sure (sure_reading)."""
+    if p_digit >= seg.sure_digit:
+        return True
+    return conf >= (confidence if p_digit >= seg.faint_digit else max(confidence, seg.sure_reading))
 
 
 def as_json(frame: Frame, rec: Recognition, names: list[str] | None = None) -> str:

@@ -157,9 +157,13 @@ def export(model, out: Path, calibration: np.ndarray, say=print) -> None:
 
 def evaluate(data: str, folder: Path, split: str = "val", say=print) -> dict:
     """The shipped files' share of MNIST digits rejected (the verifier's probability below the camera
-    pipeline's thresholds), on the validation split or, for the final report only, the test set."""
-    from edgedigits.contract import SegmentConfig
-    from edgedigits.deploy.runners import Verifier
+    pipeline's thresholds), on the validation split or, for the final report only, the test set; and
+    the share the camera pipeline would not show at all beside the shipped `standard` classifier in the
+    same runtime (rejected, or doubted and not read confidently enough: camera.readable)."""
+    from edgedigits.contract import CONFIDENCE, SegmentConfig
+    from edgedigits.deploy import shipped_manifest
+    from edgedigits.deploy.camera import readable
+    from edgedigits.deploy.runners import Verifier, from_manifest
     from edgedigits.train import data as D
 
     ds = D.load(data, say)
@@ -167,12 +171,17 @@ def evaluate(data: str, folder: Path, split: str = "val", say=print) -> dict:
     cfg, out = SegmentConfig(), {"split": split, "digits": len(digits)}
     for runtime in ("litert", "onnxruntime"):
         v = Verifier(runtime, folder=folder)
-        p = np.concatenate([v(digits.images[i:i + 1024]) for i in range(0, len(digits), 1024)])
+        classify = from_manifest(shipped_manifest("standard"), "onnx" if runtime == "onnxruntime" else "cpu",
+                                 say=lambda *a: None, verifier=False)
+        chunks = [digits.images[i:i + 1024] for i in range(0, len(digits), 1024)]
+        p = np.concatenate([v(c) for c in chunks])
+        conf = np.concatenate([classify(c).max(1) for c in chunks])
+        shown = [pk >= cfg.min_digit and readable(float(pk), float(c), CONFIDENCE, cfg) for pk, c in zip(p, conf)]
         out[runtime] = {"rejected": float(np.mean(p < cfg.min_digit)), "doubted": float(np.mean(p < cfg.sure_digit)),
-                        "file": v.path.name}
+                        "not_shown": 1 - float(np.mean(shown)), "file": v.path.name}
         say(f"{v.path.name}: MNIST {split} digits rejected (p < {cfg.min_digit}) {out[runtime]['rejected']:.3%}, "
-            f"doubted (p < {cfg.sure_digit}, read only when the classifier is confident) {out[runtime]['doubted']:.3%} "
-            f"of {len(digits)}")
+            f"doubted (p < {cfg.sure_digit}, read only when the classifier is confident) {out[runtime]['doubted']:.3%}, "
+            f"not shown beside the standard classifier {out[runtime]['not_shown']:.3%} of {len(digits)}")
     return out
 
 

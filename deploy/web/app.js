@@ -52,10 +52,14 @@ function packDigits(found) {
   return digits;
 }
 
-function readable(d, p, model) {  // confidently read, or a piece the verifier is sure of
+// deploy/camera.py readable: a piece the verifier is sure of, or one the classifier reads confidently
+// enough for the verifier's doubt (sure of it where the verifier barely accepts it)
+function readable(d, p, model) {
+  const cfg = model.meta.segmentConfig;
+  if (d.p === undefined || d.p >= cfg.sureDigit) return true;
   let best = 0;
   for (let k = 1; k < p.length; k++) if (p[k] > p[best]) best = k;
-  return p[best] >= model.meta.confidence || d.p === undefined || d.p >= model.meta.segmentConfig.sureDigit;
+  return p[best] >= (d.p >= cfg.faintDigit ? model.meta.confidence : Math.max(model.meta.confidence, cfg.sureReading));
 }
 
 async function recognize(model, rgba, w, h, single = false) {

@@ -15,8 +15,11 @@ from edgedigits.tools.scenes import SceneConfig, handwriting_fonts, make_scene, 
 from tests.conftest import run_cli
 
 # Floors measured on these generated scenes with the shipped model (see README): a regression test
-SCENE_DIGIT_ACCURACY_FLOOR = 0.93  # measured 94.8% (--no-verifier: 96.1%)
-SCENE_DETECTION_FLOOR = 0.975  # measured 98.7% (--no-verifier: 99.7%)
+# measured 92.9% and 96.8% found (--no-verifier: 96.1%, 99.7%); 94.8% and 98.7% before the word rule
+# (group.in_no_word): a digit the verifier rejects (a faint outline, a blot) now takes a clear digit
+# beside it along, as a letter takes the digit-like letters of its word
+SCENE_DIGIT_ACCURACY_FLOOR = 0.92
+SCENE_DETECTION_FLOOR = 0.96
 
 
 @pytest.fixture(scope="module")
