@@ -24,8 +24,9 @@ joined digits, letters, texture: train/negatives.py):
      digits too (a wide 4 came out as 2 and 1 without it). log 0.8 leaves four joined digits, which pay
      it three times more than the piece whole, still ahead of setting the piece aside (log SET_ASIDE);
   7. the runs read as digits, and no other, are kept, except letters of a word: glyphs as close as the
-     digits of a number, where those that look like letters (set aside, or doubted) are as many as the
-     clear digits (in_no_word: the o, l, S and Z of handwriting read as digits on their own);
+     digits of a number, one of them set aside, where those that look like letters (set aside, or
+     doubted) are as many as the clear digits (in_no_word: the o, l, S and Z of handwriting read as
+     digits on their own);
   8. reading order follows the lines' own direction.
 """
 
@@ -288,12 +289,12 @@ def in_no_word(digits: list, others: list[tuple[int, int, int, int]], sure: floa
     """The digits (box, ..., p) that are not letters of a word. Glyphs in a line as close to each
     other as the digits of a number are make a word. Each glyph of a word that looks like a letter (one
     the verifier set aside, of comparable height, or a digit it doubts: p < `sure`) counts against the
-    word being a number, each clear digit (p >= CLEAR) for it; a word is letters where one glyph was set
-    aside, or two are doubted, and they are at least as many as the clear digits. The l and the o of
-    "lol", the S, Z and b of handwriting read as 5, 2 and 6 on their own: no recognizer of one glyph
-    tells them apart, their neighbours do. A number with one digit the verifier rejects (a digit badly
-    written) stays a number where its other digits are clear. `others`: the boxes of the glyphs set
-    aside."""
+    word being a number, each clear digit (p >= CLEAR) for it; a word is letters where a glyph was set
+    aside and they are at least as many as the clear digits. The l and the o of "lol", the S, Z and b of
+    handwriting read as 5, 2 and 6 on their own: no recognizer of one glyph tells them apart, their
+    neighbours do. A number with one digit the verifier rejects (a digit badly written) stays a number
+    where its other digits are clear, and doubted digits alone make no word (a writer whose every
+    other digit the verifier doubts). `others`: the boxes of the glyphs set aside."""
     if not digits:
         return digits
     from edgedigits.deploy.preprocess import _median
@@ -317,7 +318,7 @@ def in_no_word(digits: list, others: list[tuple[int, int, int, int]], sure: floa
         aside = sum(1 for i in word if i >= n and LETTER_SIZE[0] * h <= boxes[i][3] <= LETTER_SIZE[1] * h)
         doubted = sum(1 for i in ds if digits[i][-1] < sure)
         clear = sum(1 for i in ds if digits[i][-1] >= CLEAR)
-        if not ((aside or doubted >= 2) and aside + doubted >= clear):
+        if not (aside and aside + doubted >= clear):
             out += [digits[i] for i in ds]
     return out
 

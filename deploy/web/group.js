@@ -240,7 +240,7 @@ export function inNoWord(digits, others, sure = 0.5) {
     const h = median(ds.map((i) => boxes[i][3]));
     const aside = word.filter((i) => i >= n && LETTER_SIZE[0] * h <= boxes[i][3] && boxes[i][3] <= LETTER_SIZE[1] * h).length;
     const doubted = ds.filter((i) => digits[i].p < sure).length, clear = ds.filter((i) => digits[i].p >= CLEAR).length;
-    if (!((aside || doubted >= 2) && aside + doubted >= clear)) out.push(...ds.map((i) => digits[i]));
+    if (!(aside && aside + doubted >= clear)) out.push(...ds.map((i) => digits[i]));
   }
   return out;
 }

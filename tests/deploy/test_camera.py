@@ -15,11 +15,11 @@ from edgedigits.tools.scenes import SceneConfig, handwriting_fonts, make_scene, 
 from tests.conftest import run_cli
 
 # Floors measured on these generated scenes with the shipped model (see README): a regression test
-# measured 92.9% and 96.8% found (--no-verifier: 96.1%, 99.7%); 94.8% and 98.7% before the word rule
-# (group.in_no_word): a digit the verifier rejects (a faint outline, a blot) now takes a clear digit
+# measured 93.9% and 97.7% found (--no-verifier: 96.1%, 99.7%); 94.8% and 98.7% before the word rule
+# (group.in_no_word): a digit the verifier rejects (a faint outline, a blot) can take a clear digit
 # beside it along, as a letter takes the digit-like letters of its word
-SCENE_DIGIT_ACCURACY_FLOOR = 0.92
-SCENE_DETECTION_FLOOR = 0.96
+SCENE_DIGIT_ACCURACY_FLOOR = 0.93
+SCENE_DETECTION_FLOOR = 0.97
 
 
 @pytest.fixture(scope="module")
