@@ -177,7 +177,7 @@ export async function read(ink, mask, cfg, verify) {
   let budget = MAX_CANDIDATES - spec.length;
   for (let k = 0; k < chosen.length; k++) {
     const c = chosen[k], [x, y, w, h] = c.box;
-    if (!(w >= 0.8 * h && (c.p < 0.9 || w > 1.25 * h))) continue;
+    if (!(w >= 0.8 * h && (c.p < cfg.sureDigit || w > 1.25 * h))) continue;
     const cuts = [0, ...valleys(groupMask(mask, labels, c.box, c.run), h), w], pairs = [];
     for (let a = 0; a < cuts.length; a++) {
       for (let b = a + 1; b < cuts.length; b++) {
