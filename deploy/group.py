@@ -21,10 +21,10 @@ joined digits, letters, texture: train/negatives.py):
   6. a piece wider than a digit, or one as wide as it is tall that the verifier doubts (p < sure_digit:
      cutting those it believes too, up to 0.9, doubled the groups scored and changed no reading), is
      cut at the valleys of its column profile and the cuts are chosen the same way (joined digits),
-     each part read as a digit paying a small
-     prior cost (PART), as the piece kept whole does: the verifier reads many halves of a digit as
-     digits too (a wide 4 came out as 2 and 1 without it). log 0.8 leaves four joined digits, which pay
-     it three times more than the piece whole, still ahead of setting the piece aside (log SET_ASIDE);
+     each part read as a digit paying a small prior cost (PART), as the piece kept whole does: the
+     verifier reads many halves of a digit as digits too (a wide 4 came out as 2 and 1 without it).
+     log 0.8 leaves four joined digits, which pay it three times more than the piece whole, still
+     ahead of setting the piece aside (log SET_ASIDE);
   7. the runs read as digits, and no other, are kept, except letters of a word: glyphs as close as the
      digits of a number, one of them set aside, where those that look like letters (set aside, or
      doubted) are as many as the clear digits (in_no_word: the o, l, S and Z of handwriting read as

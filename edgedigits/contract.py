@@ -99,5 +99,3 @@ class SegmentConfig:
     single_side: int = 64  # images at most this size are one digit
     min_digit: float = 0.1  # the verifier's probability that a piece is a digit, below which it is not read
     sure_digit: float = 0.5  # ... below which it is read only when the classifier is confident (never a "?")
-    faint_digit: float = 0.25  # ... below which the classifier must be sure of it: at least sure_reading
-    sure_reading: float = 0.9

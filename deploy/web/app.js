@@ -53,13 +53,11 @@ function packDigits(found) {
 }
 
 // deploy/camera.py readable: a piece the verifier is sure of, or one the classifier reads confidently
-// enough for the verifier's doubt (sure of it where the verifier barely accepts it)
 function readable(d, p, model) {
-  const cfg = model.meta.segmentConfig;
-  if (d.p === undefined || d.p >= cfg.sureDigit) return true;
+  if (d.p === undefined || d.p >= model.meta.segmentConfig.sureDigit) return true;
   let best = 0;
   for (let k = 1; k < p.length; k++) if (p[k] > p[best]) best = k;
-  return p[best] >= (d.p >= cfg.faintDigit ? model.meta.confidence : Math.max(model.meta.confidence, cfg.sureReading));
+  return p[best] >= model.meta.confidence;
 }
 
 async function recognize(model, rgba, w, h, single = false) {

@@ -12,7 +12,7 @@ const MAX_PIECES = 400;  // deploy/preprocess.py MAX_PIECES
 export const CONFIG = {
   maxSide: 320, smallDigit: 20, minHeight: 8, minInkFrac: 0.35, minContrast: 20, lowFrac: 0.5,
   paperFrac: 1 / 12, lineSpan: 0.8, maxAspect: 2.2, maxStroke: 0.4, relativeHeight: 0.4,
-  strokeTarget: 2.6, singleSide: 64, minDigit: 0.1, sureDigit: 0.5, faintDigit: 0.25, sureReading: 0.9,
+  strokeTarget: 2.6, singleSide: 64, minDigit: 0.1, sureDigit: 0.5,
 };
 
 export const img = (w, h, data) => ({ w, h, data: data || new Uint8Array(w * h) });

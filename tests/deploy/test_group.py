@@ -189,20 +189,19 @@ def test_the_camera_shows_nearly_every_mnist_digit(mnist_dir):
 
     r = evaluate(str(mnist_dir), VERIFIER, "val", say=lambda *a: None)
     assert r["digits"] == 5999
-    # measured 0.200% (12 of 5,999) and 0.150%; on the test set (the final report) 0.17% and 0.15%
-    assert r["litert"]["not_shown"] <= 13 / 5999, r
-    assert r["onnxruntime"]["not_shown"] <= 13 / 5999, r
+    # measured 0.183% (11 of 5,999) and 0.133%
+    assert r["litert"]["not_shown"] <= 12 / 5999, r
+    assert r["onnxruntime"]["not_shown"] <= 12 / 5999, r
 
 
-def test_the_less_the_verifier_believes_the_surer_the_classifier_must_be():
+def test_a_doubted_piece_is_shown_only_where_the_classifier_reads_it():
     from edgedigits.contract import SegmentConfig
     from edgedigits.deploy.camera import readable
 
     cfg = SegmentConfig()
     assert readable(0.6, 0.2, 0.6, cfg)  # the verifier is sure: shown, as "?" if need be
     assert readable(0.3, 0.7, 0.6, cfg) and not readable(0.3, 0.5, 0.6, cfg)  # doubted: read confidently
-    assert readable(0.2, 0.95, 0.6, cfg) and not readable(0.2, 0.85, 0.6, cfg)  # barely accepted: read surely
-    assert not readable(0.2, 0.95, 0.97, cfg)  # never below what --confidence asks
+    assert readable(0.2, 0.95, 0.9, cfg) and not readable(0.2, 0.85, 0.9, cfg)  # as --confidence asks
 
 
 def _two_digits(images, a, b, gap):
