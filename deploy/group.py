@@ -284,6 +284,7 @@ def read(ink: np.ndarray, mask: np.ndarray, comps, cfg: SegmentConfig, verify, c
 
 WORD_GAP = 0.4  # glyphs closer than this fraction of the taller one's height are one word (or one number)
 LETTER_SIZE = (0.35, 3.0)  # a glyph set aside, this many times a word's digits' height, is a letter
+STEP = 1.5  # lines: a step across, in digit heights, within which a line that starts where another ends continues it
 CLEAR = 0.8  # the verifier's probability above which a digit of a word is clearly one
 
 
@@ -305,7 +306,7 @@ def in_no_word(digits: list, others: list[tuple[int, int, int, int]], sure: floa
     n = len(digits)
     words: list[list[int]] = []
     prev, prev_line = None, None
-    for i, line in lines(boxes):
+    for i, line in lines(boxes, steps=False):  # a word's glyphs share one level
         if prev is None or line != prev_line or _gap(boxes[prev], boxes[i]) > WORD_GAP * max(
                 boxes[prev][3], boxes[i][3]):
             words.append([])
@@ -354,11 +355,14 @@ def _verify(verify, images: list[np.ndarray]) -> np.ndarray:
     return np.asarray(verify(np.stack(images)), np.float32).reshape(-1)
 
 
-def lines(boxes: list[tuple[int, int, int, int]]) -> list[tuple[int, int]]:
+def lines(boxes: list[tuple[int, int, int, int]], steps: bool = True) -> list[tuple[int, int]]:
     """[(index, line)] in reading order. The writing's direction is the median direction from each
     digit to its nearest neighbour within 60 degrees of horizontal (a line held at an angle, or written
     diagonally); along it, a digit joins the line whose last digit is closest across the direction
-    (within 0.6 of a digit's height), lines read top to bottom, each from its start."""
+    (within 0.6 of a digit's height), lines read top to bottom, each from its start. With `steps`, a
+    line that starts where the one before it ends (within 3 heights along) one step up or down (less
+    than STEP heights across) continues it: digits written unevenly, photos put side by side ("3820"
+    read "38 20"); lines that share columns, a grid's rows, stay apart."""
     if not boxes:
         return []
     from edgedigits.deploy.preprocess import _median
@@ -396,4 +400,19 @@ def lines(boxes: list[tuple[int, int, int, int]]) -> list[tuple[int, int]]:
         else:
             best.append(i)
     groups.sort(key=lambda g: _median([across[i] for i in g]))
+    # a line that starts where the one before it ends, a step up or down, continues it (digits written
+    # unevenly, photos side by side); lines that share columns (a grid's rows) stay apart
+    k = 0
+    while steps and k + 1 < len(groups):
+        a, b = groups[k], groups[k + 1]
+        if along[b[0]] < along[a[0]]:
+            a, b = b, a  # b, the line further along
+        last, first = a[-1], b[0]
+        if (along[last] + hs[last] / 2 <= along[first]
+                and abs(across[first] - across[last]) < STEP * min(hs[first], hs[last])
+                and along[first] - along[last] < 3 * max(hs[first], hs[last])):
+            groups[k] = a + b
+            del groups[k + 1]
+        else:
+            k += 1
     return [(i, n) for n, g in enumerate(groups) for i in g]

@@ -7,7 +7,7 @@ import {
 } from './preprocess.js';
 
 const SET_ASIDE = 0.5, MAX_RUN = 3, MAX_CANDIDATES = 300, PART = Math.log(0.8);  // deploy/group.py
-const WORD_GAP = 0.4, LETTER_SIZE = [0.35, 3.0], CLEAR = 0.8;
+const WORD_GAP = 0.4, LETTER_SIZE = [0.35, 3.0], CLEAR = 0.8, STEP = 1.5;
 
 function groupMask(mask, labels, box, ids) {
   const [x, y, w, h] = box, out = img(w, h), set = new Set(ids);
@@ -228,7 +228,7 @@ export function inNoWord(digits, others, sure = 0.5) {
   if (!digits.length) return digits;
   const boxes = [...digits.map((d) => d.box), ...others], n = digits.length, words = [];
   let prev = null, prevLine = null;
-  for (const [i, line] of lines(boxes)) {
+  for (const [i, line] of lines(boxes, false)) {
     if (prev === null || line !== prevLine || gap(boxes[prev], boxes[i]) > WORD_GAP * Math.max(boxes[prev][3], boxes[i][3])) words.push([]);
     words[words.length - 1].push(i);
     prev = i; prevLine = line;
@@ -253,7 +253,7 @@ function gap(a, b) {
 const median = (v) => { const s = [...v].sort((a, b) => a - b), m = s.length >> 1; return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2; };
 
 // deploy/group.py lines: [index, line] in reading order, along the writing's own direction
-export function lines(boxes) {
+export function lines(boxes, steps = true) {
   if (!boxes.length) return [];
   const c = boxes.map(([x, y, w, h]) => [x + w / 2, y + h / 2]), hs = boxes.map((b) => b[3]);
   const height = median(hs), angles = [], tan60 = Math.tan((60 * Math.PI) / 180);
@@ -282,9 +282,19 @@ export function lines(boxes) {
     if (best) best.push(i); else groups.push([i]);
   }
   const key = groups.map((g) => median(g.map((i) => across[i])));
-  const sorted = groups.map((g, k) => [g, key[k], k]).sort((a, b) => a[1] - b[1] || a[2] - b[2]);
+  const sorted = groups.map((g, k) => [g, key[k], k]).sort((a, b) => a[1] - b[1] || a[2] - b[2]).map(([g]) => g);
+  // a line that starts where the one before it ends, a step up or down, continues it
+  for (let k = 0; steps && k + 1 < sorted.length;) {
+    let a = sorted[k], b = sorted[k + 1];
+    if (along[b[0]] < along[a[0]]) [a, b] = [b, a];
+    const last = a[a.length - 1], first = b[0];
+    if (along[last] + hs[last] / 2 <= along[first] && Math.abs(across[first] - across[last]) < STEP * Math.min(hs[first], hs[last])
+        && along[first] - along[last] < 3 * Math.max(hs[first], hs[last])) {
+      sorted.splice(k, 2, [...a, ...b]);
+    } else k++;
+  }
   const out = [];
-  sorted.forEach(([g], n) => g.forEach((i) => out.push([i, n])));
+  sorted.forEach((g, n) => g.forEach((i) => out.push([i, n])));
   return out;
 }
 
