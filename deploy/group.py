@@ -83,7 +83,7 @@ class _Scorer:
         return tight, to_mnist(self.ink[tight[1]:tight[1] + bh, tight[0]:tight[0] + bw],
                                m[by:by + bh, bx:bx + bw], self.cfg)
 
-    def plausible(self, box, image_mask=None) -> bool:
+    def plausible(self, box) -> bool:
         """Cheap geometry first: tall enough, not a filled blob, not a speck's outline."""
         from edgedigits.deploy.preprocess import stroke_width
 
@@ -273,8 +273,8 @@ def read(ink: np.ndarray, mask: np.ndarray, comps, cfg: SegmentConfig, verify, c
 
     # 4. the groups read as digits, and none in a word (a letter beside them)
     kept = [(box, image, pk) for box, image, pk, _ in chosen if pk >= cfg.min_digit]
-    kept = in_no_word(kept, [c[0] for c in chosen if c[2] < cfg.min_digit and scorer.plausible(c[0])],
-                      cfg.sure_digit)
+    # (each group set aside passed plausible() before it was scored: checking it again changed nothing)
+    kept = in_no_word(kept, [c[0] for c in chosen if c[2] < cfg.min_digit], cfg.sure_digit)
     if kept:
         tallest = max(k[0][3] for k in kept)
         kept = [k for k in kept if k[0][3] >= cfg.relative_height * tallest]

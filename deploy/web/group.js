@@ -215,7 +215,7 @@ export async function read(ink, mask, cfg, verify) {
     chosen = chosen.filter((_, k) => !replaced.has(k)).concat(added);
   }
   let kept = chosen.filter((c) => c.p >= cfg.minDigit);
-  kept = inNoWord(kept, chosen.filter((c) => c.p < cfg.minDigit && plausible(mask, c.box, cfg)).map((c) => c.box), cfg.sureDigit);
+  kept = inNoWord(kept, chosen.filter((c) => c.p < cfg.minDigit).map((c) => c.box), cfg.sureDigit);  // each passed plausible() before it was scored
   if (kept.length) {
     const tallest = Math.max(...kept.map((c) => c.box[3]));
     kept = kept.filter((c) => c.box[3] >= cfg.relativeHeight * tallest);
