@@ -31,6 +31,7 @@ deploy/web/preprocess.js is the same pipeline in JavaScript, kept in step by tes
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import cv2
 import numpy as np
@@ -107,21 +108,33 @@ def cc_stats(mask: np.ndarray):
     return cv2.connectedComponentsWithStatsWithAlgorithm(mask, 8, cv2.CV_32S, cv2.CCL_GRANA)
 
 
-def hysteresis(ink: np.ndarray, high: float, low: float) -> np.ndarray:
-    """Pixels above `high`, and the pixels above `low` connected to them (8-neighbours). (H, W) 0/255."""
+def hysteresis(ink: np.ndarray, high: float, low: float, specks: bool = False) -> np.ndarray:
+    """Pixels above `high`, and the pixels above `low` connected to them (8-neighbours). (H, W) 0/255.
+    With `specks`, pieces of at most 3x3 pixels are left out (drop_specks, where it costs a third)."""
     _, weak = cv2.threshold(ink, low, 255, cv2.THRESH_BINARY)
-    n, labels = cv2.connectedComponents(weak, connectivity=8)
+    if specks:
+        n, labels, stats, _ = cc_stats(weak)
+    else:
+        n, labels = cv2.connectedComponentsWithAlgorithm(weak, 8, cv2.CV_32S, cv2.CCL_GRANA)
     lut = np.zeros(max(n, 256), np.uint8)
     lut[labels[ink > high]] = 255  # the pieces that hold a strong pixel
     lut[0] = 0
+    if specks:  # the pieces are the mask's own: those of the weak pixels that hold a strong one
+        lut[:n][(stats[:, cv2.CC_STAT_WIDTH] <= 3) & (stats[:, cv2.CC_STAT_HEIGHT] <= 3)] = 0
     if n <= 256:  # the usual case: an 8-bit look-up table, OpenCV's fastest path
         return cv2.LUT(labels.astype(np.uint8), lut[:256])
     return lut[labels]
 
 
-def binarize(ink: np.ndarray, cfg: SegmentConfig) -> np.ndarray:
+def binarize(ink: np.ndarray, cfg: SegmentConfig, specks: bool = False) -> np.ndarray:
+    """The ink map's mask (0/255): hysteresis above the threshold, ruled paper's lines removed; with
+    `specks`, without specks of at most 3x3 pixels (drop_specks)."""
     t = ink_threshold(ink, cfg)
-    return remove_paper_lines(hysteresis(ink, t, cfg.low_frac * t), cfg.line_span)
+    mask = hysteresis(ink, t, cfg.low_frac * t, specks)
+    lined = remove_paper_lines(mask, cfg.line_span)
+    if specks and lined is not mask:  # removing lines can leave specks of their own
+        lined = drop_specks(lined)
+    return lined
 
 
 def _long_runs(small: np.ndarray, length: int, horizontal: bool, span: int) -> np.ndarray:
@@ -256,13 +269,17 @@ def pieces(mask: np.ndarray, cfg: SegmentConfig) -> list[list[int]]:
     return [box for _, box in components(mask, cfg)[1]]
 
 
-def find_boxes(mask: np.ndarray, cfg: SegmentConfig, comps=None, groups=None) -> list[tuple[int, int, int, int]]:
+def find_boxes(mask: np.ndarray, cfg: SegmentConfig, comps=None, groups=None,
+               tallest: bool = False) -> list[tuple[int, int, int, int]]:
     """The digits' boxes by the geometric rules. `comps`: components() of the mask, and `groups`:
-    merge_groups() of its boxes, where the caller has them already."""
+    merge_groups() of its boxes, where the caller has them already. With `tallest`, only the tallest
+    box (where segmentation by recognition decides the rest, segment() needs no more)."""
     pieces = [box for _, box in (comps or components(mask, cfg))[1]]
     keep = []
-    for g in merge_groups(pieces) if groups is None else groups:
-        x, y, bw, bh = union_box([pieces[i] for i in g])
+    unions = [union_box([pieces[i] for i in g]) for g in (merge_groups(pieces) if groups is None else groups)]
+    if tallest:
+        unions.sort(key=lambda b: -b[3])
+    for x, y, bw, bh in unions:
         if bh < cfg.min_height or bw / bh > cfg.max_aspect:
             continue
         box = mask[y:y + bh, x:x + bw]
@@ -272,6 +289,8 @@ def find_boxes(mask: np.ndarray, cfg: SegmentConfig, comps=None, groups=None) ->
             # as its box but far shorter than its height
             continue
         keep.append((x, y, bw, bh))
+        if tallest:
+            return keep
     if keep:
         tallest = max(b[3] for b in keep)
         keep = [b for b in keep if b[3] >= cfg.relative_height * tallest]
@@ -312,20 +331,25 @@ def stroke_width(mask: np.ndarray) -> float:
     return 2.0 * area / max(area - interior, 1)
 
 
+@lru_cache(maxsize=None)
 def _disc(r: int) -> np.ndarray:
     return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
 
 
 LARGE = 80  # to_mnist: a piece at least twice this size is shrunk first
+_RAMP = np.arange(28, dtype=np.float64)  # to_mnist: pixel positions, for the centre of mass
 
 
 def to_mnist(ink: np.ndarray, mask: np.ndarray, cfg: SegmentConfig = SegmentConfig()) -> np.ndarray:
-    """One digit's ink (any size, bright on black) and its mask -> (28, 28) uint8 in MNIST's layout."""
+    """One digit's ink (any size, bright on black) and its mask -> (28, 28) uint8 in MNIST's layout.
+    (It runs for every group the verifier scores: each numpy or OpenCV call here costs a microsecond
+    or more, several per group and frame.)"""
     x, y, w, h = cv2.boundingRect(mask)  # of the ink pixels
     if w == 0:
         return np.zeros((28, 28), np.uint8)
+    if (w, h) != (mask.shape[1], mask.shape[0]):
+        ink, mask = ink[y:y + h, x:x + w], mask[y:y + h, x:x + w]
     ink = cv2.bitwise_and(ink, cv2.dilate(mask, SQUARE))  # keep the soft edges, drop the paper
-    ink, mask = ink[y:y + h, x:x + w], mask[y:y + h, x:x + w]
     k = max(h, w) // LARGE
     if k >= 2:  # a large piece is first shrunk by a whole factor (padded to a multiple of it): growing a
         # thin stroke of a 300 px piece at its own size took a disc of radius 10 (milliseconds)
@@ -335,10 +359,9 @@ def to_mnist(ink: np.ndarray, mask: np.ndarray, cfg: SegmentConfig = SegmentConf
         size = ((w + pw) // k, (h + ph) // k)
         ink = cv2.resize(ink, size, interpolation=cv2.INTER_AREA)
         mask = np.where(cv2.resize(mask, size, interpolation=cv2.INTER_AREA) > 0, 255, 0).astype(np.uint8)
-    h, w = ink.shape
-    scale = 20.0 / max(h, w)
+        h, w = ink.shape
     # stroke width to MNIST's in 20x20, at the source resolution: thicken a thin pen, thin a marker
-    grow = (cfg.stroke_target / scale - stroke_width(mask)) / 2
+    grow = (cfg.stroke_target / (20.0 / max(h, w)) - stroke_width(mask)) / 2
     if grow >= 0.5:
         r = _round(grow)
         ink = cv2.dilate(cv2.copyMakeBorder(ink, r, r, r, r, cv2.BORDER_CONSTANT, value=0), _disc(r))
@@ -358,43 +381,44 @@ def to_mnist(ink: np.ndarray, mask: np.ndarray, cfg: SegmentConfig = SegmentConf
         small *= 255.0 / peak  # MNIST strokes peak at full white whatever the pen's darkness
     # centre of mass (not cv2.moments: it reads an (N, 2) array, a digit 2 px wide, as a list of points)
     total = float(small.sum())
-    cx = float(small.sum(0) @ np.arange(nw)) / total if total else nw / 2
-    cy = float(small.sum(1) @ np.arange(nh)) / total if total else nh / 2
-    out = np.zeros((28, 28), np.float32)
+    cx = float(small.sum(0) @ _RAMP[:nw]) / total if total else nw / 2
+    cy = float(small.sum(1) @ _RAMP[:nh]) / total if total else nh / 2
+    out = np.zeros((28, 28), np.uint8)
     x0, y0 = _round(14 - cx), _round(14 - cy)
     x0, y0 = min(max(x0, 0), 28 - nw), min(max(y0, 0), 28 - nh)
-    out[y0:y0 + nh, x0:x0 + nw] = small
-    return np.clip(out, 0, 255).astype(np.uint8)
+    out[y0:y0 + nh, x0:x0 + nw] = small  # at most 255: the peak (truncated, as astype would)
+    return out
 
 
 def _shrink(gray: np.ndarray, f: int) -> np.ndarray:
     return cv2.resize(gray, (gray.shape[1] // f, gray.shape[0] // f), interpolation=cv2.INTER_AREA) if f > 1 else gray
 
 
-def _search(small: np.ndarray, cfg: SegmentConfig, single: bool, specks: bool = False):
+def _search(small: np.ndarray, cfg: SegmentConfig, single: bool, verified: bool = False):
     """(ink, mask, boxes, comps) of the frame at the search size (comps: components() of the mask and,
     unless `single`, merge_groups() of its pieces' boxes).
     The paper is first estimated over a narrow window, which follows shadows. When the ink found spans
     much more than the window (a close-up, where a marker's stroke can be wider than the window and
     comes out hollow, as outlines in pieces), it is estimated again over half the height of that ink.
-    With `specks`, specks of at most 3x3 pixels are dropped first (drop_specks)."""
+    With `verified` (segmentation by recognition follows: group.read), specks of at most 3x3 pixels are
+    dropped first (drop_specks), and of the boxes only the tallest is found (segment() needs no more)."""
     k = min(small.shape) * cfg.paper_frac
-    for _ in range(2):
+    for again in (False, True):
         ink = ink_map(small, _round(k))
-        mask = binarize(ink, cfg)
-        if specks:
-            mask = drop_specks(mask)
-        comps = components(mask, cfg)
-        if single:
-            boxes = _single_box([box for _, box in comps[1]])
-        else:
-            groups = merge_groups([box for _, box in comps[1]])
-            boxes = find_boxes(mask, cfg, comps, groups)
-            comps = (*comps, groups)  # group.read clusters the pieces the same way
+        mask = binarize(ink, cfg, verified)
+        comps = components(mask, cfg)  # (erases what lies beyond the paper: before the extent)
+        if again:
+            break
         extent = ink_extent(mask, k)
         if extent / 2 <= 1.5 * k:
             break
         k = min(extent / 2, min(small.shape) / 3)
+    if single:
+        boxes = _single_box([box for _, box in comps[1]])
+    else:
+        groups = merge_groups([box for _, box in comps[1]])
+        boxes = find_boxes(mask, cfg, comps, groups, tallest=verified)
+        comps = (*comps, groups)  # group.read clusters the pieces the same way
     return ink, mask, boxes, comps
 
 

@@ -229,6 +229,8 @@ class Verifier:
             return self.runner(digits)[:, 1]
         # LiteRT reallocates its tensors whenever the batch size changes (a millisecond, more than the
         # model itself): an interpreter per size, in chunks of at most BATCH
+        if len(digits) <= self.BATCH:  # (a frame's groups, nearly always)
+            return self._litert(len(digits))(digits)[:, 1]
         return np.concatenate([self._litert(len(c))(c)[:, 1] for c in
                                np.array_split(digits, -(-len(digits) // self.BATCH))])
 

@@ -172,12 +172,12 @@ export async function read(ink, mask, cfg, verify) {
     const pa = await scoreAll(verify, alts);
     alts.forEach((a, i) => { if (pa[i] > chosen[a.k].p) chosen[a.k] = { ...chosen[a.k], box: a.box, image: a.image, p: pa[i] }; });
   }
-  // joined digits: a wide group, or one that reads badly, cut at its column valleys
+  // joined digits: a group as wide as tall that the verifier doubts, cut at its column valleys
   const splits = new Map(), segs = [];
   let budget = MAX_CANDIDATES - spec.length;
   for (let k = 0; k < chosen.length; k++) {
     const c = chosen[k], [x, y, w, h] = c.box;
-    if (!(w >= 0.8 * h && (c.p < cfg.sureDigit || w > 1.25 * h))) continue;
+    if (!(w >= 0.8 * h && c.p < cfg.sureDigit)) continue;
     const cuts = [0, ...valleys(groupMask(mask, labels, c.box, c.run), h), w], pairs = [];
     for (let a = 0; a < cuts.length; a++) {
       for (let b = a + 1; b < cuts.length; b++) {
@@ -214,7 +214,7 @@ export async function read(ink, mask, cfg, verify) {
     }
     chosen = chosen.filter((_, k) => !replaced.has(k)).concat(added);
   }
-  let kept = chosen.filter((c) => c.p >= cfg.minDigit);
+  let kept = chosen.filter((c) => c.p >= cfg.minDigit && !(c.p < cfg.sureDigit && fromEdge(c.box, mask.w, mask.h)));
   kept = inNoWord(kept, chosen.filter((c) => c.p < cfg.minDigit).map((c) => c.box), cfg.sureDigit);  // each passed plausible() before it was scored
   if (kept.length) {
     const tallest = Math.max(...kept.map((c) => c.box[3]));
@@ -223,9 +223,15 @@ export async function read(ink, mask, cfg, verify) {
   return lines(kept.map((c) => c.box)).map(([i, line]) => ({ box: kept[i].box, image: kept[i].image, line, p: kept[i].p }));
 }
 
+// deploy/group.py from_edge: a long bar reaching in from the frame's edge (a sheet's edge, not a 1)
+export function fromEdge([x, y, w, h], width, height) {
+  const edge = x <= 1 || y <= 1 || x + w >= width - 1 || y + h >= height - 1;
+  return edge && Math.max(w, h) >= 4 * Math.min(w, h);
+}
+
 // deploy/group.py in_no_word: the digits ({box, p}) that are not letters of a word
 export function inNoWord(digits, others, sure = 0.5) {
-  if (!digits.length) return digits;
+  if (!digits.length || !others.length) return digits;  // no glyph set aside: no word of letters
   const boxes = [...digits.map((d) => d.box), ...others], n = digits.length, words = [];
   let prev = null, prevLine = null;
   for (const [i, line] of lines(boxes, false)) {

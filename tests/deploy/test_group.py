@@ -345,6 +345,24 @@ def test_whole_photos_side_by_side_read_as_one_line():
         assert recognize(_made_frame(names, 480), runner).text == "".join(rows[n] for n in names)
 
 
+def test_a_doubted_bar_from_the_frames_edge_is_no_digit():
+    """One writer's whole photos side by side: where a sheet ends inside its photo, the dark strip beyond
+    it reaches in from the frame's top edge, a bar the verifier doubts (p 0.10 to 0.18), and was read as
+    a 1 ("1 7432", "1 3541", "41328"). A bar from the edge is no digit; a digit touching the edge, or a bar inside the
+    frame, still is."""
+    rows = dict(photo_labels("single"))
+    from edgedigits.deploy.camera import recognize
+
+    runner = from_manifest(_shipped())
+    for names, width in ((["kHarshit_8.jpg", "kHarshit_5.jpg", "kHarshit_4.jpg", "kHarshit_3.jpg"], 480),
+                         (["kHarshit_4.jpg", "kHarshit_6.jpg", "kHarshit_5.jpg", "kHarshit_2.jpg"], 240)):
+        assert recognize(_made_frame(names, width), runner).text == "".join(rows[n] for n in names)
+    assert group.from_edge((330, 0, 30, 260), (480, 1440))  # the strip: from the top edge, 8.7 times longer
+    assert group.from_edge((0, 100, 200, 40), (480, 640))  # from the left edge, lying
+    assert not group.from_edge((330, 2, 30, 260), (480, 1440))  # a 1 inside the frame
+    assert not group.from_edge((1225, 0, 110, 260), (480, 1440))  # an 8 touching the edge
+
+
 def test_an_underline_is_part_of_no_digit():
     """A 0 cut from its photo with the paper's line just below it, among three other digits: the line is
     wider than the 0 is tall, so no candidate joins them (read "049" before: the 0 and the line made one

@@ -28,7 +28,7 @@ from tests.conftest import PHOTOS, ROOT, photo_labels
 
 NODE = shutil.which("node")
 SCRIPT = ROOT / "tests" / "deploy" / "web_parity.mjs"
-CHECKS_PER_CASE = 20  # the checks web_parity.mjs makes on every case, besides one per digit
+CHECKS_PER_CASE = 21  # the checks web_parity.mjs makes on every case, besides one per digit
 pytestmark = pytest.mark.skipif(NODE is None, reason="node is not on PATH: the JavaScript parity checks run in Node")
 
 
@@ -89,7 +89,7 @@ def write_case(folder: Path, name: str, frame: np.ndarray, cfg: SegmentConfig = 
         "config": _camel(asdict(cfg)), "threshold": float(t), "pieces": pieces, "merges": P.merge_groups(pieces),
         "boxes": [list(b) for b in boxes], "reading": [[list(b), line] for b, line in P.reading_order(boxes)],
         "extent": P.ink_extent(cut, k_raw), "strokes": strokes, "valleys": valleys,
-        "lines": [list(p) for p in group.lines(boxes)],
+        "lines": [list(p) for p in group.lines(boxes)], "edge": [group.from_edge(b, small.shape) for b in boxes],
         "words": {"digits": [[list(b), p] for b, p in word_digits], "others": [list(b) for b in word_others],
                   "kept": [list(b) for b, _ in group.in_no_word(word_digits, word_others)]},
         "segment": [{"box": list(dg.box), "line": dg.line} for dg in whole],

@@ -95,6 +95,7 @@ for (const c of cases) {
   equal(c, 'valleys', valleys, c.valleys);
   exactPixels(c, 'withoutHairlines', Uint8Array.from(hairless), u8(c, 'hairless'));
   equal(c, 'lines', G.lines(c.boxes), c.lines);
+  equal(c, 'fromEdge', c.boxes.map((b) => G.fromEdge(b, c.sw, c.sh)), c.edge);
   equal(c, 'inNoWord', G.inNoWord(c.words.digits.map(([box, p]) => ({ box, p })), c.words.others).map((d) => d.box), c.words.kept);
 
   const whole = P.segment(rgba, w, h, cfg);
