@@ -202,7 +202,7 @@ def read(ink: np.ndarray, mask: np.ndarray, comps, cfg: SegmentConfig, verify, c
                 return math.log(1e-3) if j - i == 1 else None
             return _cost(s[2])[0]
 
-        for i, j in _best_partition(len(g), cost):
+        for i, j in _best_partition(len(g), cost) if len(g) > 1 else [(0, 1)]:  # (one piece: one way)
             s = score.get((ci, i, j))
             if s is not None:
                 chosen.append(s)
