@@ -369,7 +369,9 @@ def lines(boxes: list[tuple[int, int, int, int]], steps: bool = True) -> list[tu
     (within 0.6 of a digit's height), lines read top to bottom, each from its start. With `steps`, a
     line that starts where the one before it ends (within 3 heights along) one step up or down (less
     than STEP heights across) continues it: digits written unevenly, photos put side by side ("3820"
-    read "38 20"); lines that share columns, a grid's rows, stay apart."""
+    read "38 20"); lines that share columns, a grid's rows, stay apart; digits that one level crosses
+    (across the direction) are one line however unevenly written ("0436" read "06 43": a digit joined
+    the line of the one it was most level with, however far back)."""
     if not boxes:
         return []
     # plain Python: a frame holds a few digits, where numpy's per-call cost was a third of a millisecond
@@ -392,6 +394,8 @@ def lines(boxes: list[tuple[int, int, int, int]], steps: bool = True) -> list[tu
     cos, sin = math.cos(theta), math.sin(theta)
     along = [x * cos + y * sin for x, y in c]
     across = [-x * sin + y * cos for x, y in c]
+    if steps and max(a - h / 2 for a, h in zip(across, hs)) < min(a + h / 2 for a, h in zip(across, hs)):
+        return [(i, 0) for i in sorted(range(len(c)), key=along.__getitem__)]  # one level crosses them all
     groups: list[list[int]] = []
     for i in sorted(range(len(c)), key=along.__getitem__):
         best, best_d = None, 0.6

@@ -278,6 +278,9 @@ export function lines(boxes, steps = true) {
   const cos = Math.cos(theta), sin = Math.sin(theta);
   const along = c.map(([x, y]) => x * cos + y * sin), across = c.map(([x, y]) => -x * sin + y * cos);
   const order = along.map((_, i) => i).sort((a, b) => along[a] - along[b] || a - b);
+  if (steps && Math.max(...across.map((a, i) => a - hs[i] / 2)) < Math.min(...across.map((a, i) => a + hs[i] / 2))) {
+    return order.map((i) => [i, 0]);  // one level crosses them all: one line
+  }
   const groups = [];
   for (const i of order) {
     let best = null, bestD = 0.6;

@@ -345,6 +345,22 @@ def test_whole_photos_side_by_side_read_as_one_line():
         assert recognize(_made_frame(names, 480), runner).text == "".join(rows[n] for n in names)
 
 
+def test_digits_at_uneven_heights_that_one_level_crosses_are_one_line():
+    """One writer's whole photos side by side, each digit at its own height in its photo: when one level
+    crosses every digit, they are one line, read left to right ("0436" read "06 43", "6203" read "0 623"
+    before: a digit joined the line of the one it was most level with, however far back)."""
+    rows = dict(photo_labels("single"))
+    from edgedigits.deploy.camera import recognize
+
+    runner = from_manifest(_shipped())
+    for names in (["kHarshit_1.jpg", "kHarshit_5.jpg", "kHarshit_4.jpg", "kHarshit_7.jpg"],
+                  ["kHarshit_7.jpg", "kHarshit_3.jpg", "kHarshit_1.jpg", "kHarshit_4.jpg"]):
+        assert recognize(_made_frame(names, 480), runner).text == "".join(rows[n] for n in names)
+    uneven = [(120, 65, 95, 135), (475, 150, 120, 180), (875, 170, 105, 165), (1200, 105, 75, 140)]
+    assert lines(uneven[::-1]) == [(3, 0), (2, 0), (1, 0), (0, 0)]
+    assert {line for _, line in lines(uneven, steps=False)} == {0, 1}  # (the word rule's lines: level)
+
+
 def test_a_doubted_bar_from_the_frames_edge_is_no_digit():
     """One writer's whole photos side by side: where a sheet ends inside its photo, the dark strip beyond
     it reaches in from the frame's top edge, a bar the verifier doubts (p 0.10 to 0.18), and was read as
