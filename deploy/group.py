@@ -202,7 +202,7 @@ def read(ink: np.ndarray, mask: np.ndarray, comps, cfg: SegmentConfig, verify, c
                 return math.log(1e-3) if j - i == 1 else None
             return _cost(s[2])[0]
 
-        for i, j in _best_partition(len(g), cost) if len(g) > 1 else [(0, 1)]:  # (one piece: one way)
+        for i, j in _best_partition(len(g), cost):
             s = score.get((ci, i, j))
             if s is not None:
                 chosen.append(s)
@@ -394,10 +394,11 @@ def lines(boxes: list[tuple[int, int, int, int]], steps: bool = True) -> list[tu
     cos, sin = math.cos(theta), math.sin(theta)
     along = [x * cos + y * sin for x, y in c]
     across = [-x * sin + y * cos for x, y in c]
+    order = sorted(range(len(c)), key=along.__getitem__)
     if steps and max(a - h / 2 for a, h in zip(across, hs)) < min(a + h / 2 for a, h in zip(across, hs)):
-        return [(i, 0) for i in sorted(range(len(c)), key=along.__getitem__)]  # one level crosses them all
+        return [(i, 0) for i in order]  # one level crosses them all: one line
     groups: list[list[int]] = []
-    for i in sorted(range(len(c)), key=along.__getitem__):
+    for i in order:
         best, best_d = None, 0.6
         for g in groups:
             j = g[-1]
