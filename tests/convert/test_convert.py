@@ -488,20 +488,21 @@ def test_out_whose_parent_is_missing_is_created(small_run, tmp_path, monkeypatch
 
 
 def test_opencv_dnn_reads_the_onnx_files_at_batch_1_and_64(small_converted, test_digits):
-    """cv2.dnn.readNetFromONNX, as OpenCV users load a model, against ONNX Runtime, with OpenCV's classic
-    engine (OpenCV 4's only one; OpenCV 5's new engine refuses the QDQ Gemm: "bufidx >= 0"). Before the
-    export wrote Flatten for tf2onnx's Squeeze, the classic engine read the float file wrong from batch 2.
-    OpenCV 4.x reads the int8 file right at batch 1 only (README), so there only the float file is checked."""
+    """cv2.dnn.readNetFromONNX, as OpenCV users load a model, against ONNX Runtime. The float file with every
+    engine this OpenCV has. The int8 (QDQ) file only with OpenCV 5.0's classic engine: OpenCV 5.1 has no
+    classic engine and its new one refuses the file ("bufidx >= 0"; also with only Conv and Gemm quantized),
+    and OpenCV 4.x reads it right at batch 1 only (README). Before the export wrote Flatten for tf2onnx's
+    Squeeze, the classic engine read the float file wrong from batch 2."""
     cv2 = pytest.importorskip("cv2")
     from edgedigits.deploy.runners import load_runner
 
     x = (test_digits[0][:128].astype(np.float32) / 255)[..., None]
-    classic = {"engine": cv2.dnn.ENGINE_CLASSIC} if hasattr(cv2.dnn, "ENGINE_CLASSIC") else {}
-    engines = {"onnx_fp32": classic, "onnx_int8": classic if int(cv2.__version__.split(".")[0]) >= 5 else None}
+    engines = [{"engine": getattr(cv2.dnn, name)} for name in ("ENGINE_CLASSIC", "ENGINE_AUTO") if hasattr(cv2.dnn, name)]
+    checks = [("onnx_fp32", options) for options in engines or [{}]]
+    if hasattr(cv2.dnn, "ENGINE_CLASSIC"):
+        checks.append(("onnx_int8", {"engine": cv2.dnn.ENGINE_CLASSIC}))
     m = load_manifest(small_converted)
-    for fmt, options in engines.items():
-        if options is None:
-            continue
+    for fmt, options in checks:
         path = small_converted / m.artifact(fmt)["file"]
         ref = load_runner(path)(test_digits[0][:128]).argmax(1)
         for batch in (1, 64):
