@@ -7,6 +7,7 @@ import {
 } from './preprocess.js';
 
 const SET_ASIDE = 0.5, MAX_RUN = 3, MAX_CANDIDATES = 300, PART = Math.log(0.8);  // deploy/group.py
+const ELLIPSE = 0.005, LOOP = 0.1;  // deploy/group.py ellipse_misfit
 const WORD_GAP = 0.4, LETTER_SIZE = [0.35, 3.0], CLEAR = 0.8, STEP = 1.5;
 
 function groupMask(mask, labels, box, ids) {
@@ -214,13 +215,49 @@ export async function read(ink, mask, cfg, verify) {
     }
     chosen = chosen.filter((_, k) => !replaced.has(k)).concat(added);
   }
-  let kept = chosen.filter((c) => c.p >= cfg.minDigit && !(c.p < cfg.sureDigit && fromEdge(c.box, mask.w, mask.h)));
+  let kept = chosen.filter((c) => c.p >= cfg.minDigit && ellipseMisfit(groupMask(mask, labels, c.box, c.run)) >= ELLIPSE);
+  kept = kept.filter((c) => !(c.p < cfg.sureDigit && fromEdge(c.box, mask.w, mask.h)));
   kept = inNoWord(kept, chosen.filter((c) => c.p < cfg.minDigit).map((c) => c.box), cfg.sureDigit);  // each passed plausible() before it was scored
   if (kept.length) {
     const tallest = Math.max(...kept.map((c) => c.box[3]));
     kept = kept.filter((c) => c.box[3] >= cfg.relativeHeight * tallest);
   }
   return lines(kept.map((c) => c.box)).map(([i, line]) => ({ box: kept[i].box, image: kept[i].image, line, p: kept[i].p }));
+}
+
+// deploy/group.py ellipse_misfit: how far the ink m, its holes filled, is from the ellipse of its own
+// moments (the share of its area that differs; 1 where it encloses too little or is far from one)
+export function ellipseMisfit(m) {
+  const { w, h } = m, W = w + 2, H = h + 2, pad = new Uint8Array(W * H), stack = [0];
+  for (let r = 0; r < h; r++) for (let c = 0; c < w; c++) if (m.data[r * w + c]) pad[(r + 1) * W + c + 1] = 1;
+  pad[0] = 2;
+  while (stack.length) {  // the background, 4-connected, as cv2.floodFill: what the ink encloses stays 0
+    const i = stack.pop(), r = (i / W) | 0, c = i - r * W;
+    for (const j of [c > 0 ? i - 1 : -1, c + 1 < W ? i + 1 : -1, r > 0 ? i - W : -1, r + 1 < H ? i + W : -1]) {
+      if (j >= 0 && pad[j] === 0) { pad[j] = 2; stack.push(j); }
+    }
+  }
+  let n = 0, ink = 0, sx = 0, sy = 0, sxx = 0, syy = 0, sxy = 0;
+  for (let r = 0; r < h; r++) {
+    for (let c = 0; c < w; c++) {
+      if (m.data[r * w + c]) ink++;
+      if (pad[(r + 1) * W + c + 1] === 2) continue;
+      n++; sx += c; sy += r; sxx += c * c; syy += r * r; sxy += c * r;
+    }
+  }
+  if (n === 0 || n - ink < LOOP * n) return 1.0;
+  const cx = sx / n, cy = sy / n;
+  const vxx = sxx / n - cx * cx, vyy = syy / n - cy * cy, vxy = sxy / n - cx * cy, det = vxx * vyy - vxy * vxy;
+  if (det <= 0 || Math.abs(n - 4 * Math.PI * Math.sqrt(det)) > 0.05 * n) return 1.0;
+  let differ = 0;
+  for (let r = 0; r < h; r++) {
+    const dy = r - cy;
+    for (let c = 0; c < w; c++) {
+      const dx = c - cx, inside = vyy * dx * dx - 2 * vxy * dx * dy + vxx * dy * dy <= 4 * det;
+      if (inside !== (pad[(r + 1) * W + c + 1] !== 2)) differ++;
+    }
+  }
+  return differ / n;
 }
 
 // deploy/group.py from_edge: a long bar reaching in from the frame's edge (a sheet's edge, not a 1)

@@ -32,10 +32,11 @@ def test_nothing_is_read_where_there_is_no_digit(tmp_path):
     r = _benchmark("nodigits", tmp_path)
     read = {f["file"]: f["read"] for f in r["files"] if f["read"]}
     assert r["no_digit_photos"] == 23 and r["digits"] == 0
-    # measured 2 of 23 (phantom.png, an ellipse read as 0; rocket.jpg, a tower's mast read as 1); the goal
-    # is 0. ihc.png's stain read as 1 went with the word rule (a glyph set aside beside it)
-    assert r["no_digit_photos_with_output"] <= 2, read
-    assert r["invented_per_100"] <= 100 * 2 / 23
+    # measured 1 of 23 (rocket.jpg, a tower's mast read as 1); the goal is 0. ihc.png's stain read as 1
+    # went with the word rule (a glyph set aside beside it), phantom.png's outline read as 0 with the
+    # ellipse rule (a loop no hand draws)
+    assert r["no_digit_photos_with_output"] <= 1, read
+    assert r["invented_per_100"] <= 100 * 1 / 23
 
 
 def test_pages_of_numbers_are_read_line_by_line(tmp_path):
@@ -46,6 +47,30 @@ def test_pages_of_numbers_are_read_line_by_line(tmp_path):
     # mrlokans_1.jpg lost a 2 and a 3 that a dotted grid line crosses)
     assert r["exact"] >= 13, misread
     assert r["digit_accuracy"] >= 0.98, misread
+
+
+def test_a_loop_no_hand_draws_is_no_zero(sample):
+    """ellipse_misfit: an ellipse drawn by a machine (a ring, a rim; here OpenCV's polygon of one) fits
+    its own moments' ellipse to under ELLIPSE at any angle, once it is large enough that its pixels'
+    steps do not dominate (measured 0.0018 to 0.0025 at 60 to 200 px, 0.013 for a 30x44 one); the written 0s of MNIST's test digits, at the sizes a camera sees
+    them, never come near it; a 1, a 7 enclose nothing to judge."""
+    for (w, h), angle, thick in [((60, 90), 0, 3), ((200, 140), 30, 6), ((100, 100), 0, 4), ((90, 64), 75, 3)]:
+        m = np.zeros((h + 40, w + 40), np.uint8)
+        cv2.ellipse(m, ((w + 40) // 2, (h + 40) // 2), (w // 2, h // 2), angle, 0, 360, 255, thick)
+        x, y, bw, bh = cv2.boundingRect(m)
+        assert group.ellipse_misfit(m[y:y + bh, x:x + bw]) < group.ELLIPSE, (w, h, angle)
+    zeros = sample.test.images[sample.test.labels == 0][:100]
+    fits = []
+    for scale in (2, 4):  # 56 and 112 px: a digit at the search size, and a close-up
+        for img in zeros:
+            m = cv2.resize(img, None, fx=scale, fy=scale, interpolation=cv2.INTER_LINEAR) >= 128
+            x, y, bw, bh = cv2.boundingRect(m.astype(np.uint8))
+            fits.append(group.ellipse_misfit(255 * m[y:y + bh, x:x + bw].astype(np.uint8)))
+    judged = [f for f in fits if f < 1]
+    assert len(judged) >= 150 and min(judged) >= 2 * group.ELLIPSE, sorted(judged)[:5]
+    one = np.zeros((40, 8), np.uint8)
+    one[:, 3:6] = 255
+    assert group.ellipse_misfit(one) == 1.0
 
 
 def test_hairlines_go_and_strokes_stay_in_place():

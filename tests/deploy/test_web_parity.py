@@ -28,7 +28,7 @@ from tests.conftest import PHOTOS, ROOT, photo_labels
 
 NODE = shutil.which("node")
 SCRIPT = ROOT / "tests" / "deploy" / "web_parity.mjs"
-CHECKS_PER_CASE = 21  # the checks web_parity.mjs makes on every case, besides one per digit
+CHECKS_PER_CASE = 22  # the checks web_parity.mjs makes on every case, besides one per digit
 pytestmark = pytest.mark.skipif(NODE is None, reason="node is not on PATH: the JavaScript parity checks run in Node")
 
 
@@ -68,13 +68,14 @@ def write_case(folder: Path, name: str, frame: np.ndarray, cfg: SegmentConfig = 
     pieces = P.pieces(cut, cfg)  # erases the strips beyond the paper from `cut`
     put("mask_pieces", cut)
     boxes = P.find_boxes(mask.copy(), cfg)
-    mnist, strokes, valleys, hairless = [], [], [], []
+    mnist, strokes, valleys, hairless, ellipses = [], [], [], [], []
     for x, y, bw, bh in boxes:
         m = cut[y:y + bh, x:x + bw]
         mnist.append(P.to_mnist(ink[y:y + bh, x:x + bw], m, cfg))
         strokes.append(P.stroke_width(m))
         valleys.append(group._valleys(m, bh))
         hairless.append(group.without_hairlines(m).reshape(-1))
+        ellipses.append(group.ellipse_misfit(m))
     put("mnist", np.array(mnist, np.uint8).reshape(-1))
     put("hairless", np.concatenate(hairless or [np.zeros(0, np.uint8)]))
     whole = P.segment(frame, cfg)
@@ -88,7 +89,7 @@ def write_case(folder: Path, name: str, frame: np.ndarray, cfg: SegmentConfig = 
         "name": name, "opencv_major": int(cv2.__version__.split(".")[0]), "w": w, "h": h, "f": f, "sw": small.shape[1], "sh": small.shape[0], "k": k, "k_raw": k_raw,
         "config": _camel(asdict(cfg)), "threshold": float(t), "pieces": pieces, "merges": P.merge_groups(pieces),
         "boxes": [list(b) for b in boxes], "reading": [[list(b), line] for b, line in P.reading_order(boxes)],
-        "extent": P.ink_extent(cut, k_raw), "strokes": strokes, "valleys": valleys,
+        "extent": P.ink_extent(cut, k_raw), "strokes": strokes, "valleys": valleys, "ellipses": ellipses,
         "lines": [list(p) for p in group.lines(boxes)], "edge": [group.from_edge(b, small.shape) for b in boxes],
         "words": {"digits": [[list(b), p] for b, p in word_digits], "others": [list(b) for b in word_others],
                   "kept": [list(b) for b, _ in group.in_no_word(word_digits, word_others)]},

@@ -7,7 +7,7 @@
 // Tolerances: none where the values are whole numbers: grey (under OpenCV 5, whose 15-bit weights
 // preprocess.js uses; under OpenCV 4, one level on at most 1% of pixels), the search-size image, ink map,
 // hysteresis mask, mask without paper lines, pieces, merged groups, boxes, reading order, ink extent,
-// valleys, lines, every 28x28 digit (toMnist, segment, segmentVerified: measured identical on the drawn
+// valleys, ellipse misfits, lines, every 28x28 digit (toMnist, segment, segmentVerified: measured identical on the drawn
 // inputs and the 94 development photos). 1e-9 for the doubles (the threshold, stroke widths), 1e-6 for
 // the verifier's float32 probabilities.
 import { readFileSync } from 'node:fs';
@@ -83,16 +83,18 @@ for (const c of cases) {
   equal(c, 'readingOrder', P.readingOrder(c.boxes).map((o) => [o.box, o.line]), c.reading);
   const mask = image(c, 'mask_pieces', sw, sh);  // as the search leaves it, and the digits are cut from it
   equal(c, 'inkExtent', P.inkExtent(mask, c.k_raw), c.extent);
-  const mnist = u8(c, 'mnist'), strokes = [], valleys = [], hairless = [];
+  const mnist = u8(c, 'mnist'), strokes = [], valleys = [], hairless = [], ellipses = [];
   c.boxes.forEach(([x, y, bw, bh], i) => {
     const m = P.crop(mask, x, y, bw, bh);
     strokes.push(P.strokeWidth(m));
     valleys.push(G.valleys(m, bh));
     hairless.push(...G.withoutHairlines(m).data);
+    ellipses.push(G.ellipseMisfit(m));
     nearPixels(c, `toMnist (box ${i})`, P.toMnist(P.crop(ink, x, y, bw, bh), m, cfg), mnist.subarray(784 * i, 784 * (i + 1)));
   });
   close(c, 'strokeWidth', strokes, c.strokes, 1e-9);
   equal(c, 'valleys', valleys, c.valleys);
+  equal(c, 'ellipseMisfit', ellipses, c.ellipses);
   exactPixels(c, 'withoutHairlines', Uint8Array.from(hairless), u8(c, 'hairless'));
   equal(c, 'lines', G.lines(c.boxes), c.lines);
   equal(c, 'fromEdge', c.boxes.map((b) => G.fromEdge(b, c.sw, c.sh)), c.edge);
