@@ -75,7 +75,7 @@ ship:
 verifier: setup
 	$(BIN)/python -m edgedigits.train.verifier --data $(MNIST) --out runs/verifier
 	mkdir -p deploy/models/verifier
-	cp runs/verifier/verifier.int8.tflite runs/verifier/verifier.fp32.onnx runs/verifier/verifier.json deploy/models/verifier/
+	cp runs/verifier/verifier.fp32.tflite runs/verifier/verifier.fp32.onnx runs/verifier/verifier.json deploy/models/verifier/
 
 # The figures in docs/benchmarks.md and the README (about 5 minutes on 2 cores; needs full MNIST and the
 # real photos of ../shared/data/photos).

@@ -196,13 +196,17 @@ def _check_contract(path: Path, inp: list, out: list, classes: int = 10) -> None
 
 
 VERIFIER = Path(__file__).parent / "models" / "verifier"  # the shipped digit verifier (train/verifier.py)
-VERIFIER_FILES = {"litert": "verifier.int8.tflite", "onnxruntime": "verifier.fp32.onnx"}
+VERIFIER_FILES = {"litert": "verifier.fp32.tflite", "onnxruntime": "verifier.fp32.onnx"}
 
 
 class Verifier:
     """`(N, 28, 28) uint8 digits -> (N,) probability that each is one digit`: the camera pipeline's
     judge of what is a digit (deploy/group.py). Runs on the CPU with the runtime of the model it
-    serves: LiteRT (int8) beside a .tflite model, also an Edge TPU one; ONNX Runtime beside an .onnx."""
+    serves: LiteRT beside a .tflite model, also an Edge TPU one; ONNX Runtime beside an .onnx. Both
+    files hold the same float32 weights, which the web app runs too, so every target decides alike
+    (their probabilities differ by less than 1e-6). Float32 and not int8: on a CPU without int8
+    dot-product instructions (AVX2 alone) XNNPACK ran the int8 file at half the speed (a batch of 5:
+    0.50 against 0.27 ms, 2026-12-07), and its probabilities differed from the web app's."""
 
     def __init__(self, runtime: str = "litert", threads: int = 1, folder: Path = VERIFIER):
         path = Path(folder) / VERIFIER_FILES["onnxruntime" if runtime == "onnxruntime" else "litert"]

@@ -10,7 +10,7 @@ its formats and its Edge TPU compatibility, and the camera pipeline works the sa
 
 trains it on CPU in minutes (train/negatives.py makes the data), chooses the epoch on a validation
 split carved from the training data (MNIST's validation digits and held-apart generated examples),
-and writes verifier.keras, verifier.int8.tflite, verifier.fp32.onnx and verifier.json (the card).
+and writes verifier.keras, verifier.fp32.tflite, verifier.fp32.onnx and verifier.json (the card).
 """
 
 from __future__ import annotations
@@ -144,15 +144,15 @@ def train(mnist: str, out: Path, epochs: int = 8, n_neg: int = 80000, n_pos: int
 
 
 def export(model, out: Path, calibration: np.ndarray, say=print) -> None:
-    """verifier.int8.tflite (the CPU and Edge TPU targets run it on the CPU) and verifier.fp32.onnx
-    (ONNX Runtime and the web app)."""
+    """verifier.fp32.tflite (LiteRT: the CPU and Edge TPU targets run it on the CPU) and verifier.fp32.onnx
+    (ONNX Runtime and the web app): the same float32 weights (deploy/runners.py Verifier says why not int8)."""
     from edgedigits.convert import export as E
 
     with E.new_workdir() as tmp:
         ctx = E.ExportContext(model, calibration, Path(tmp), metadata={"labels": ["not a digit", "digit"]})
-        E.export_tflite_int8(ctx, out / "verifier.int8.tflite")
+        E.export_tflite_fp32(ctx, out / "verifier.fp32.tflite")
         ctx.artifacts["onnx_fp32"] = E.export_onnx_fp32(ctx, out / "verifier.fp32.onnx")
-    say(f"wrote {out}/verifier.int8.tflite and verifier.fp32.onnx")
+    say(f"wrote {out}/verifier.fp32.tflite and verifier.fp32.onnx")
 
 
 def evaluate(data: str, folder: Path, split: str = "val", say=print) -> dict:
