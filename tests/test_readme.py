@@ -4,7 +4,11 @@ webcam, a GPU, the network, minutes of work) is marked in the README by a commen
 
     <!-- skip-test: needs a webcam -->
 
-and is reported as skipped with that reason."""
+and is reported as skipped with that reason. A block that runs, but for a minute or more, is marked
+
+    <!-- slow-test: trains, converts and benchmarks -->
+
+and runs with the slow tests (`make test-slow`), not in `make test`."""
 
 from __future__ import annotations
 
@@ -18,8 +22,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-FENCE = re.compile(r"^(?:<!-- skip-test: (?P<skip>[^\n]+?) -->\n)?```(?P<lang>sh|python)\n(?P<code>.*?)^```$",
-                   re.M | re.S)
+FENCE = re.compile(r"^(?:<!-- (?P<kind>skip|slow)-test: (?P<why>[^\n]+?) -->\n)?```(?P<lang>sh|python)\n"
+                   r"(?P<code>.*?)^```$", re.M | re.S)
 NOT_COPIED = {".git", ".venv", "node_modules", "runs", "out", "__pycache__", ".pytest_cache"}
 
 
@@ -28,7 +32,8 @@ def examples(text: str) -> list:
     params = []
     for m in FENCE.finditer(text):
         line = text[:m.start("code")].count("\n") + 1
-        marks = [pytest.mark.skip(reason=f"README line {line}: {m['skip']}")] if m["skip"] else []
+        marks = {"skip": [pytest.mark.skip(reason=f"README line {line}: {m['why']}")], "slow": [pytest.mark.slow],
+                 None: []}[m["kind"]]
         params.append(pytest.param(m["lang"], m["code"], id=f"{m['lang']}-line{line}", marks=marks))
     return params
 
@@ -36,7 +41,9 @@ def examples(text: str) -> list:
 def test_the_readme_has_examples_and_marks():
     params = examples((ROOT / "README.md").read_text())
     assert len(params) >= 10
-    assert sum(not p.marks for p in params) >= 4  # runnable: convert, deploy, the two Python blocks
+    runnable = [p for p in params if not any(m.name == "skip" for m in p.marks)]
+    assert len(runnable) >= 4  # convert, deploy, the two Python blocks
+    assert any(not p.marks for p in runnable)  # and some run in `make test`
 
 
 @pytest.fixture(scope="module")

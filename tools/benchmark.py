@@ -21,6 +21,26 @@ import numpy as np
 
 from edgedigits.errors import EdgeDigitsError
 
+
+def cpu_name() -> str:
+    """The CPU's model as the kernel names it, and its widest vector instructions ("AMD EPYC 7B13, AVX2",
+    "Intel(R) Xeon(R) Processor, AVX-512 VNNI"): speed figures are a machine's, and these shared machines
+    differ (int8 runs on int8 dot products, VNNI, where the CPU has them). platform.processor() where
+    /proc/cpuinfo has no model name (macOS, Windows, some ARM boards)."""
+    try:
+        info = Path("/proc/cpuinfo").read_text(errors="replace").splitlines()
+    except OSError:
+        info = []
+    name = next((" ".join(line.split(":", 1)[1].split()) for line in info
+                 if line.lower().startswith(("model name", "hardware")) and ":" in line), "")
+    flags = next((set(line.split(":", 1)[1].split()) for line in info if line.startswith("flags")), set())
+    isa = ("AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "") + \
+        (" VNNI" if flags & {"avx512_vnni", "avx_vnni"} else "")
+    if name:
+        return f"{name}, {isa}" if isa else name
+    return platform.processor() or platform.machine()
+
+
 SCHEMA_VERSION = 1
 KERAS = "keras"
 
@@ -251,7 +271,7 @@ def benchmark(manifest_path: Path, cfg: BenchConfig, workdir: Path, say=print, q
             "digits": len(test), "threads": cfg.threads, "runs": cfg.runs,
             "options": {**asdict(cfg), "batches": list(cfg.batches)},  # what shaped this report
             "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-                        "cpus": os.cpu_count()},
+                        "cpu": cpu_name(), "cpus": os.cpu_count()},
             "libraries": library_versions(), "rows": rows}
 
 
@@ -290,7 +310,8 @@ def markdown(report: dict, command: str = "") -> str:
             f"{report['runs']} runs with {report['threads']} thread(s); each row in a fresh process. mem MB: "
             f"the row's runtime at its peak (import, model, runs up to batch 256), above the worker's own "
             f"resident memory before it imported the runtime (VmHWM - VmRSS, /proc/self/status).\n\n"
-            + head + body + f"\nMachine: {text(report['machine']['processor'])}, {report['machine']['cpus']} CPUs, "
+            + head + body + f"\nMachine: {text(report['machine'].get('cpu') or report['machine']['processor'])}, "
+            f"{report['machine']['cpus']} CPUs, "
             f"{text(report['machine']['platform'])}. Libraries: {libs}. Generated {report['created']}"
             + (f" by {code(command)}" if command else "") + ".\n")
 

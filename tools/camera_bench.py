@@ -36,6 +36,7 @@ def camera_benchmark(manifest, workdir: Path, frames: int = 300, digits: int = 4
     from edgedigits.deploy import camera
     from edgedigits.deploy.runners import from_manifest
     from edgedigits.deploy.sources import open_source
+    from edgedigits.tools.benchmark import cpu_name
     from edgedigits.tools.scenes import match
 
     if one_core and hasattr(os, "sched_setaffinity"):
@@ -59,12 +60,12 @@ def camera_benchmark(manifest, workdir: Path, frames: int = 300, digits: int = 4
     stages = {s: {"p50_ms": float(np.percentile(np.asarray(t[s]) * 1000, 50)),
                   "p95_ms": float(np.percentile(np.asarray(t[s]) * 1000, 95))} for s in camera.STAGES}
     report = {"frames": t["frames"], "digits_per_frame": digits, "frame_size": [640, 480], "codec": codec,
-              "model": str(manifest),
+              "model": str(manifest), "cpu": cpu_name(),
               "fps": t["frames"] / t["wall"], "fps_from_total_p50": 1000 / stages["total"]["p50_ms"],
               "stages": stages, "threads": threads, "one_core": one_core,
               "digit_accuracy": correct / total, "detected": found / total, "text_exact": exact / len(truth)}
     say(f"{frames} generated 640x480 frames ({codec}), {digits} digits each, {manifest}; "
-        f"{'one core' if one_core else 'all cores'}, {threads} inference thread(s)")
+        f"{'one core' if one_core else 'all cores'} of {report['cpu']}, {threads} inference thread(s)")
     say(camera.summarize(t, t["frames"], t["wall"]))
     say(f"digits read correctly: {correct}/{total} ({report['digit_accuracy']:.1%}); found {report['detected']:.1%}; "
         f"whole frame text exact: {report['text_exact']:.1%}")

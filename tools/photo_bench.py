@@ -107,6 +107,7 @@ def photo_benchmark(folder: Path, manifest: Path, target: str = "cpu", threads: 
     from edgedigits.deploy import camera
     from edgedigits.deploy.runners import from_manifest
     from edgedigits.images import read_image
+    from edgedigits.tools.benchmark import cpu_name
 
     folder = Path(folder)
     rows = read_labels(folder)
@@ -150,7 +151,7 @@ def photo_benchmark(folder: Path, manifest: Path, target: str = "cpu", threads: 
     ms = np.array([f["recognize_ms"] for f in files])
     report = {"folder": str(folder), "model": str(manifest), "target": target, "threads": threads, "single": single,
               "resize": list(resize) if resize else None,
-              "verifier": runner.verify is not None,
+              "verifier": runner.verify is not None, "cpu": cpu_name(),
               "photos": len(files), "exact": exact, "exact_rate": exact / len(files),
               "digits": total, "digits_correct": correct, "digit_accuracy": correct / total if total else None,
               "digits_found": found / total if total else None,
@@ -183,7 +184,8 @@ def summary(report: dict) -> str:
                      f"{r['invented_per_100']:.0f} digits invented per 100")
     return "; ".join(parts) + (f"; per photo p50 {r['recognize_ms']['p50']:.1f} ms, p95 {r['recognize_ms']['p95']:.1f} ms, "
                                f"max {r['recognize_ms']['max']:.1f} ms (decoding not included)"
-                               + (" at {}x{}, each photo scaled after decoding".format(*r["resize"]) if r.get("resize") else ""))
+                               + (" at {}x{}, each photo scaled after decoding".format(*r["resize"]) if r.get("resize") else "")
+                               + (f"; {r.get('threads', 1)} thread(s) of {r['cpu']}" if r.get("cpu") else ""))
 
 
 def markdown(report: dict, command: str = "") -> str:

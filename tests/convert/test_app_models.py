@@ -180,6 +180,7 @@ print(json.dumps(out))
 """
 
 
+@pytest.mark.slow
 def test_the_python_snippet_runs_as_written(test_digits, mediapipe_python, tmp_path):
     """The README's MediaPipe snippet as written (for the float file, its name put in), beside the shipped
     file, on 100 MNIST test digits saved as RGB PNG files (dark on light): what deploy's LiteRT runner reads,

@@ -24,7 +24,7 @@ from tests.convert.test_app_models import APP_FORMATS, SHIPPED, SHORTFALL, real_
 
 needs_browser = pytest.mark.skipif(not B.chromium() and not os.environ.get("CI"),
                                    reason="Chromium is not installed (apt-get install chromium)")
-pytestmark = needs_browser
+pytestmark = [needs_browser, pytest.mark.slow]
 
 # the page imports the snippet as a module: `canvas` is given to it, and it hands back what it made
 CLASSIFY = """async ([module, n, crops]) => {

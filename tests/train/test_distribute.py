@@ -62,6 +62,7 @@ def one_device(tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 def test_two_devices_split_each_batch_and_match_one(one_device, tmp_path):
     """Through `benchmark train`, which then also shows time to accuracy: every device JAX sees is used
     (two here), 32 digits each; --until 1 is reached after the first epoch, which stops the run."""
@@ -95,6 +96,7 @@ def test_two_devices_split_each_batch_and_match_one(one_device, tmp_path):
     assert passed and manifest.is_file() and (tmp_path / "c" / "tiny.fp32.tflite").is_file()
 
 
+@pytest.mark.slow
 def test_two_processes_shard_the_data_resume_and_match_one(one_device, tmp_path):
     """Two processes of one device each (global batch 64): each trains on its half; process 0 alone
     writes the run folder. Killed after the first epoch and resumed, the other process reading no file."""
@@ -173,6 +175,7 @@ def _start(i: int, n: int, port: int, out, *extra):
                             text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
+@pytest.mark.slow
 def test_a_process_started_with_another_count_stops_the_job(tmp_path):
     """Process 1 started with --num-processes 3 joins process 0's job of 2 (JAX counts the coordinator's):
     both stop with the same line, before anything is written, and neither hangs at exit."""
@@ -195,6 +198,7 @@ def _wait_for(proc, what, seconds: float):
     return what()
 
 
+@pytest.mark.slow
 def test_sigterm_ends_a_process_waiting_for_the_coordinator(tmp_path):
     """Nobody listens at the coordinator's address: the process waits (in C++, where Python's handlers do
     not run), and SIGTERM ends it at once, long before --coordinator-timeout."""
@@ -212,6 +216,7 @@ def test_sigterm_ends_a_process_waiting_for_the_coordinator(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_sigterm_ends_a_process_whose_peer_is_gone(tmp_path):
     """Both processes joined; process 1 is killed, so process 0 waits in a collective that never ends.
     SIGTERM ends it within the grace it gives its own clean-up, with one line."""

@@ -72,6 +72,7 @@ def _keras_runner(path: Path):
     return KerasRunner(path)
 
 
+@pytest.mark.slow
 def test_collect_fine_tune_and_read_a_new_handwriting(tmp_path, mnist_dir, sample):
     mnist = (sample.test.images, sample.test.labels)
     seen = _frames(tmp_path / "collect", 1, 60, mnist)  # frames whose digits are collected

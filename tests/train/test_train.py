@@ -98,6 +98,7 @@ def test_recipe_fills_in_epochs_and_augmentation():
     assert (cfg.epochs, cfg.augment) == (3, 0.0) and len(said) == 2  # given values stay, silently
 
 
+@pytest.mark.slow
 def test_train_on_jax_then_load_under_tensorflow(tmp_path, sample):
     """A model trained on another Keras backend (XLA-compiled step, augmentation included) loads and
     predicts under TensorFlow, which the converters use."""
@@ -126,6 +127,7 @@ def _train_cmd(out, epochs):
             "--epochs", str(epochs), "--batch-size", "32", "--lr", "0.005", "--out", str(out)]
 
 
+@pytest.mark.slow
 def test_resume_after_sigkill_matches_uninterrupted(tmp_path):
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     whole = tmp_path / "whole"  # the uninterrupted run to compare with, trained meanwhile
@@ -172,6 +174,7 @@ def _own_digits(folder, sample, n=60):
     return folder
 
 
+@pytest.mark.slow
 def test_fine_tuning_starts_from_the_given_model(tmp_path, sample):
     """--from matters: one step at a vanishing learning rate keeps the shipped model's accuracy on the
     mixed-in data's test set; the same run from fresh weights is at chance."""
