@@ -16,6 +16,7 @@ import numpy as np
 def web_benchmark(manifest, workdir: Path, seconds: float = 8.0, formats=("onnx_int8", "onnx_fp32"), say=print) -> dict:
     from edgedigits.deploy.webapp import build
     from edgedigits.tools import browser as B
+    from edgedigits.tools.benchmark import cpu_name
     from edgedigits.tools.scenes import SceneConfig, make_scene
     from edgedigits.train.data import load_sample
 
@@ -53,5 +54,7 @@ def web_benchmark(manifest, workdir: Path, seconds: float = 8.0, formats=("onnx_
             f"{row['fps']:.1f} FPS; per frame p50 {row['frame_ms']['p50']:.1f} ms, p95 {row['frame_ms']['p95']:.1f} ms "
             f"(p50: preprocess {row['preprocess_ms']['p50']:.1f}, inference {row['inference_ms']['p50']:.1f}); "
             f"model call: {one:.2f} ms for 1 digit, {four:.2f} ms for 4")
-    say(f"headless Chromium {report['browser']}, one thread of WebAssembly, {len(frames)} distinct 640x480 frames")
+    report["cpu"] = cpu_name()
+    say(f"headless Chromium {report['browser']}, one thread of WebAssembly on {report['cpu']}, "
+        f"{len(frames)} distinct 640x480 frames")
     return report
