@@ -24,13 +24,15 @@ $(WEB)/node_modules/.package-lock.json: $(WEB)/package-lock.json
 setup: $(BIN)/edgedigits
 
 # For the tests: handwriting fonts (generated camera scenes), Chromium (the web app in a real browser),
-# Xvfb (the camera window on a virtual display) and libusb (tflite-support, which reads the TFLite
-# metadata back, loads libusb-1.0.so.0), from Debian/Ubuntu packages (needs root or sudo).
+# Xvfb (the camera window on a virtual display), libusb (tflite-support, which reads the TFLite
+# metadata back, loads libusb-1.0.so.0) and Fashion-MNIST (the data tests; the verifier's negatives),
+# from Debian/Ubuntu packages (needs root or sudo).
 system-deps: $(WEB)/node_modules/.package-lock.json
 	@missing=""; ls /usr/share/fonts/opentype/bwht/*.otf >/dev/null 2>&1 || missing="$(FONTS)"; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	command -v xvfb-run >/dev/null || missing="$$missing xvfb"; \
 	ldconfig -p 2>/dev/null | grep -q 'libusb-1.0.so.0 ' || missing="$$missing libusb-1.0-0"; \
+	ls /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz >/dev/null 2>&1 || missing="$$missing dataset-fashion-mnist"; \
 	if [ -n "$$missing" ]; then \
 	  if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
 	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing) >/dev/null; \
@@ -76,7 +78,7 @@ ship:
 
 # The digit verifier of the camera pipeline (train/verifier.py): generated data, trained on the CPU in about
 # 15 minutes on 2 cores, epoch chosen on the validation split; its files shipped in deploy/models/verifier.
-verifier: setup
+verifier: setup system-deps
 	$(BIN)/python -m edgedigits.train.verifier --data $(MNIST) --out runs/verifier
 	mkdir -p deploy/models/verifier
 	cp runs/verifier/verifier.fp32.tflite runs/verifier/verifier.fp32.onnx runs/verifier/verifier.json deploy/models/verifier/
