@@ -25,7 +25,8 @@ def web_benchmark(manifest, workdir: Path, seconds: float = 8.0, formats=("onnx_
     frames = [make_scene(rng, (ds.test.images, ds.test.labels), SceneConfig(digits=(4, 4), two_lines_prob=0.0))[0]
               for _ in range(20)]
     y4m = B.write_y4m(workdir / "camera.y4m", [f for f in frames for _ in range(3)])
-    report = {"frame_size": [640, 480], "digits_per_frame": 4, "seconds": seconds, "browser": "", "rows": []}
+    report = {"frame_size": [640, 480], "digits_per_frame": 4, "seconds": seconds, "browser": "", "cpu": cpu_name(),
+              "rows": []}
     for fmt in formats:
         app = workdir / f"app-{fmt}"
         built = build(manifest, app, fmt=fmt, say=lambda *_: None)
@@ -54,7 +55,6 @@ def web_benchmark(manifest, workdir: Path, seconds: float = 8.0, formats=("onnx_
             f"{row['fps']:.1f} FPS; per frame p50 {row['frame_ms']['p50']:.1f} ms, p95 {row['frame_ms']['p95']:.1f} ms "
             f"(p50: preprocess {row['preprocess_ms']['p50']:.1f}, inference {row['inference_ms']['p50']:.1f}); "
             f"model call: {one:.2f} ms for 1 digit, {four:.2f} ms for 4")
-    report["cpu"] = cpu_name()
     say(f"headless Chromium {report['browser']}, one thread of WebAssembly on {report['cpu']}, "
         f"{len(frames)} distinct 640x480 frames")
     return report
