@@ -32,12 +32,15 @@ def named_folder(sample, tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def named_run(named_folder, tmp_path_factory):
     """Trained far enough to read the digits (measured: 87.5% on the 40 held-out, 91% on all 400; 2 epochs
-    stayed at chance, which no accuracy check could tell from names mixed up), then converted at the
-    product's own tolerance (0.3 points): api.convert raises when an artifact fails it."""
+    stayed at chance, which no accuracy check could tell from names mixed up), then converted with a
+    tolerance of one digit of the 40 the check reads (2.5 points): api.convert raises when an artifact
+    fails it. The product's own 0.3 points allows no digit here, and this model's training differs by
+    CPU: on an AMD EPYC of 2026-12-08 its int8 file read one digit fewer (85.0% against 87.5%)."""
     run = api.train(named_folder, model="tiny", out=tmp_path_factory.mktemp("run") / "r", epochs=10, batch_size=32,
                     learning_rate=5e-3, say=lambda *_: None)
     manifest = api.convert(run / "model.keras", tmp_path_factory.mktemp("conv"), data=str(named_folder),
-                           formats=["tflite_int8", "onnx_fp32"], calibration_size=50, quiet=True, say=lambda *_: None)
+                           formats=["tflite_int8", "onnx_fp32"], calibration_size=50, tolerance_pp=2.5, quiet=True,
+                           say=lambda *_: None)
     return run, manifest
 
 

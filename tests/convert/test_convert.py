@@ -515,3 +515,24 @@ def test_opencv_dnn_reads_the_onnx_files_at_batch_1_and_64(small_converted, test
                 preds.append(np.asarray(net.forward()).reshape(batch, -1).argmax(1))
             agree = np.mean(np.concatenate(preds) == ref)
             assert agree >= 0.99, (fmt, batch, agree)
+
+
+def test_a_loss_of_exactly_the_tolerance_passes_the_check(sample):
+    """One digit of 40 is 2.5 points, which float arithmetic makes 2.5000000000000022: the check counts
+    it as 2.5 (a file that loses exactly the tolerance passes), and one point less of tolerance fails it."""
+    from types import SimpleNamespace
+
+    from edgedigits.convert.convert import check_artifact
+    from edgedigits.deploy import shipped_manifest
+
+    path = shipped_manifest("standard").parent / "standard.int8.tflite"
+    images = sample.test.images[:40]
+    from edgedigits.deploy.runners import TFLiteRunner
+
+    read = TFLiteRunner(path)(images).argmax(1)
+    labels = read.copy()
+    labels[0] = (read[0] + 1) % 10  # the file misses this one digit, "Keras" reads all 40
+    check = SimpleNamespace(images=images, labels=labels)
+    entry = check_artifact(path, FORMATS["tflite_int8"], check, labels, 2.5)
+    assert entry["accuracy"] == 39 / 40 and entry["status"] == "passed", entry
+    assert check_artifact(path, FORMATS["tflite_int8"], check, labels, 1.5)["status"] == "check_failed"

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from edgedigits.deploy import camera
+from edgedigits.deploy import preprocess
 from edgedigits.deploy.preprocess import SegmentConfig, segment, stroke_width, to_mnist
 from edgedigits.deploy.runners import from_manifest
 from edgedigits.tools.scenes import SceneConfig, handwriting_fonts, make_scene, match, write_video
@@ -96,6 +97,31 @@ def test_to_mnist_normalizes_like_mnist():
     m = cv2.moments(out.astype(np.float32))
     assert abs(m["m10"] / m["m00"] - 14) <= 1 and abs(m["m01"] / m["m00"] - 14) <= 1  # centre of mass
     assert stroke_width((out > 80).astype(np.uint8)) >= 1.8  # thickened towards MNIST's stroke
+
+
+def test_piece_boxes_from_outlines_are_opencvs_own():
+    """cc_boxes (outlines of a few pieces, OpenCV's stats for many) gives connectedComponentsWithStats'
+    labels and boxes: pieces touching the frame's edge, one inside another's hole, a diagonal chain,
+    specks, and more pieces than CONTOUR_PIECES."""
+    rng = np.random.default_rng(7)
+    masks = []
+    for k in range(400):
+        h, w = (int(v) for v in rng.integers(1, 90, 2))
+        m = (rng.random((h, w)) < rng.uniform(0.02, 0.6)).astype(np.uint8) * 255
+        masks.append(cv2.dilate(m, np.ones((2, 2), np.uint8)) if k % 2 else m)
+    ring = np.zeros((40, 40), np.uint8)
+    cv2.circle(ring, (20, 20), 15, 255, 2)
+    ring[18:22, 18:22] = 255  # a piece in the ring's hole
+    ring[0, :5] = ring[-3:, -1] = 255  # pieces on the frame's edge
+    diagonal = np.eye(30, dtype=np.uint8) * 255  # 8-connected: one piece
+    masks += [ring, diagonal, np.zeros((5, 5), np.uint8)]
+    sizes = set()
+    for m in masks:
+        n, labels, stats, _ = cv2.connectedComponentsWithStats(m, connectivity=8)
+        n2, labels2, boxes = preprocess.cc_boxes(m)
+        assert n2 == n and np.array_equal(labels2, labels) and np.array_equal(boxes[1:], stats[1:, :4])
+        sizes.add(n - 1 > preprocess.CONTOUR_PIECES)
+    assert sizes == {True, False}  # both ways were taken
 
 
 def test_video_through_the_headless_pipeline(sample, tmp_path):
