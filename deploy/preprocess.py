@@ -118,10 +118,11 @@ CONTOUR_PIECES = 32  # cc_boxes: up to this many pieces, their boxes from their 
 
 def cc_boxes(mask: np.ndarray):
     """(n, labels, boxes): cc_stats' labels and its stats' boxes ((n, 4) x, y, w, h; row 0 the frame),
-    without areas. OpenCV 5 spends two thirds of connectedComponentsWithStats on the stats (0.6 of
-    0.8 ms on a 640x480 frame), where the outer outlines of a few pieces (cv2.findContours: the
-    8-connected pieces, each an outline without a parent; its box is the piece's) take 0.05 ms. A
-    frame of many pieces (gravel, text), whose outlines are long, gets OpenCV's stats."""
+    without areas. OpenCV 5 spends two thirds of connectedComponentsWithStats on the stats (0.43 of
+    0.63 ms on a 640x480 frame's mask, docs/notes/2026-12-08.md), where the outer outlines of a few
+    pieces (cv2.findContours: the 8-connected pieces, each an outline without a parent; its box is
+    the piece's) take 0.09 ms. A frame of many pieces (gravel, text), whose outlines are long, gets
+    OpenCV's stats."""
     n, labels = cc_labels(mask)
     if n - 1 > CONTOUR_PIECES:
         return n, labels, cc_stats(mask)[2][:, :4]
