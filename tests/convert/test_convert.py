@@ -524,11 +524,10 @@ def test_a_loss_of_exactly_the_tolerance_passes_the_check(sample):
 
     from edgedigits.convert.convert import check_artifact
     from edgedigits.deploy import shipped_manifest
+    from edgedigits.deploy.runners import TFLiteRunner
 
     path = shipped_manifest("standard").parent / "standard.int8.tflite"
     images = sample.test.images[:40]
-    from edgedigits.deploy.runners import TFLiteRunner
-
     read = TFLiteRunner(path)(images).argmax(1)
     labels = read.copy()
     labels[0] = (read[0] + 1) % 10  # the file misses this one digit, "Keras" reads all 40
